@@ -1,0 +1,227 @@
+"""The contracts of qdbench: Problem, Solver, Prediction and the run Context.
+
+Data flows one way: a Problem goes to a Solver, which returns a Prediction (moments and marginals
+at the requested times); the harness scores it against a Reference it never shows the solver.
+A reader learns the whole system from this module and one solver in ``solvers/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Context", "Prediction", "Problem", "Solver", "UserError", "SolverDiverged"]
+
+
+class UserError(ValueError):
+    """Bad input from the user (problem, solver, parameter, preset): one line, exit code 2."""
+
+
+class SolverDiverged(RuntimeError):
+    """Raised by a solver whose iteration blew up (NaN or runaway loss): stored as `diverged`."""
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prediction:
+    """What every solver returns, whatever it computes internally, at the requested times.
+
+    ``marginals[k, i, b]`` is coordinate i's density averaged over bin b of ``edges`` (each row
+    integrates to the mass inside the edges, 1 for a problem whose box holds the state).
+    ``n_samples`` is set by sample-based solvers so that the harness can report the histogram's
+    own noise floor; ``samples`` (optional, kept small) and ``diagnostics`` are free-form extras.
+    """
+
+    times: np.ndarray  # (K,)
+    mean: np.ndarray  # (K, d)
+    var: np.ndarray  # (K, d)
+    marginals: np.ndarray  # (K, d, B)
+    edges: np.ndarray  # (B + 1,)
+    n_samples: int | None = None
+    samples: np.ndarray | None = None  # (K, n, d)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=float)
+        self.mean = np.asarray(self.mean, dtype=float)
+        self.var = np.asarray(self.var, dtype=float)
+        self.marginals = np.asarray(self.marginals, dtype=float)
+        self.edges = np.asarray(self.edges, dtype=float)
+        k, d = self.mean.shape
+        if self.times.shape != (k,) or self.var.shape != (k, d):
+            raise ValueError(f"Prediction shapes disagree: times {self.times.shape}, "
+                             f"mean {self.mean.shape}, var {self.var.shape}")
+        if self.marginals.shape != (k, d, self.edges.size - 1):
+            raise ValueError(f"marginals shape {self.marginals.shape} != {(k, d, self.edges.size - 1)}")
+
+    @property
+    def finite(self) -> bool:
+        """True when every moment and marginal is a finite number."""
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self.var).all()
+                    and np.isfinite(self.marginals).all())
+
+
+# --------------------------------------------------------------------------------------------
+# Problem
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem(ABC):
+    """A TDSE  iħ ∂ψ/∂t = −(ħ²/2m) Δψ + V(x, t) ψ  on R^d with initial state ψ0, for t in [0, T].
+
+    Subclasses are frozen dataclasses whose fields are the named parameters (with defaults);
+    ``potential``, ``grad_potential``, ``log_psi0``, ``u0`` and ``v0`` take ``x`` of shape
+    ``(..., d)`` as a numpy, torch or jax array and return the same kind of array.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    #: named variants: registry name -> parameter overrides (e.g. the DSM paper's 1-D cases)
+    variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: number of bins of the standard marginal grid
+    n_bins: ClassVar[int] = 120
+
+    d: int = 1
+    hbar: float = 0.1
+    m: float = 1.0
+    T: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"parameter {f.name}={value!r} of {self.name} must be a number")
+            if not math.isfinite(value):
+                raise UserError(f"parameter {f.name}={value} of {self.name} must be finite")
+        if int(self.d) != self.d or self.d < 1:
+            raise UserError(f"d must be a positive integer, got {self.d}")
+        object.__setattr__(self, "d", int(self.d))
+        for key in ("hbar", "m", "T"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"{key} must be > 0, got {getattr(self, key)}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check parameter values beyond being finite numbers; raise UserError."""
+
+    # -- identity -----------------------------------------------------------------------------
+    def params(self) -> dict[str, float]:
+        """The named parameters and their values (the problem's identity)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    # -- geometry -----------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def box(self) -> tuple[float, float]:
+        """Per-axis bounds (the same on every axis) holding essentially all mass for all t."""
+
+    def marginal_edges(self) -> np.ndarray:
+        """The bin edges of the standard marginal grid on which every prediction is scored."""
+        lo, hi = self.box
+        return np.linspace(lo, hi, self.n_bins + 1)
+
+    # -- Hamiltonian --------------------------------------------------------------------------
+    @abstractmethod
+    def potential(self, x, t):
+        """V(x, t), shape (...,)."""
+
+    @abstractmethod
+    def grad_potential(self, x, t):
+        """∇V(x, t), shape (..., d)."""
+
+    def stationary_com_frequency(self) -> float | None:
+        """ω if the centre of mass is a harmonic oscillator of frequency ω that stays in its
+        ground state while the rest depends on relative coordinates only, else None.
+
+        A reference may then solve on a grid of one dimension fewer (DESIGN §6)."""
+        return None
+
+    # -- initial state ------------------------------------------------------------------------
+    @abstractmethod
+    def log_psi0(self, x):
+        """(log|ψ0|, arg ψ0) at x, each of shape (...,); ψ0 is normalised on R^d."""
+
+    def psi0(self, x: np.ndarray) -> np.ndarray:
+        """ψ0(x) as a complex numpy array."""
+        log_abs, phase = self.log_psi0(np.asarray(x, dtype=float))
+        return np.exp(log_abs + 1j * phase)
+
+    @abstractmethod
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n independent samples of |ψ0|², shape (n, d)."""
+
+    @abstractmethod
+    def u0(self, x):
+        """Osmotic velocity (ħ/2m) ∇ log|ψ0|² at x, shape (..., d)."""
+
+    @abstractmethod
+    def v0(self, x):
+        """Current velocity (ħ/m) ∇ arg ψ0 at x, shape (..., d)."""
+
+    # -- exact solution -----------------------------------------------------------------------
+    def exact(self, times: np.ndarray) -> Prediction | None:
+        """Exact moments and marginals at ``times``, or None when no closed form is known."""
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Solver
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What the harness hands a solver besides the problem: seed, device and two callbacks.
+
+    ``progress(fraction, **info)`` drives the harness's progress display (fraction in [0, 1]);
+    ``checkpoint(prediction)`` lets a training solver hand over an intermediate prediction,
+    which the harness scores for error-versus-wall-time curves. ``checkpoint_every`` is how many
+    seconds the harness would like between checkpoints (None: no checkpoints wanted).
+    """
+
+    seed: int = 0
+    device: str = "cpu"
+    progress: Callable[..., None] = lambda fraction, **info: None
+    checkpoint: Callable[[Prediction], None] = lambda prediction: None
+    checkpoint_every: float | None = None
+
+    def rng(self, stream: int = 0) -> np.random.Generator:
+        """An independent numpy generator for this run's seed (stream numbers separate uses)."""
+        return np.random.default_rng([self.seed, stream])
+
+
+class Solver(ABC):
+    """One backend: a typed ``Settings`` dataclass with documented defaults, named presets,
+    ``supports`` (refuse a problem with a reason) and ``solve``.
+
+    ``presets`` map a name (``smoke`` for tests, ``quick`` for the default run, ``paper`` for
+    the published settings) to overrides of the Settings defaults.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    Settings: ClassVar[type]
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
+    default_preset: ClassVar[str] = "quick"
+
+    def supports(self, problem: Problem) -> tuple[bool, str]:
+        """(True, "") when this solver can run ``problem``, else (False, reason)."""
+        return True, ""
+
+    def check(self, settings: Any, problem: Problem) -> None:
+        """Refuse settings that make no sense for this problem (raise UserError), before solving."""
+
+    @abstractmethod
+    def solve(self, problem: Problem, times: np.ndarray, settings: Any, ctx: Context) -> Prediction:
+        """Evolve ``problem`` and return moments and marginals at ``times`` (t = 0 may be among them)."""
