@@ -1,0 +1,122 @@
+"""One run = one Record (DESIGN §8): long enough to reproduce it, flat enough for a table."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import harness
+
+STATUSES = ("ok", "failed", "diverged", "timeout", "oom", "unsupported")
+METRICS = ("mean_rmse", "mean_rel_l2", "var_rel_l2", "paper_mean_err", "paper_var_err",
+           "density_l1", "density_l1_floor")
+NAN = float("nan")
+
+
+def run_key(problem: str, params: dict, solver: str, settings: dict, seed: int, device: str,
+            n_times: int) -> str:
+    """A stable hash of everything that determines a run's result."""
+    blob = json.dumps(dict(problem=problem, params=params, solver=solver, settings=settings,
+                           seed=seed, device=device, n_times=n_times, qdbench=harness.__version__),
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Record:
+    """A row of the results table; params and settings are JSON strings so the schema is flat."""
+
+    run_key: str
+    problem: str
+    d: int
+    params: str
+    solver: str
+    preset: str
+    settings: str
+    seed: int
+    device: str
+    status: str = "ok"
+    error: str = ""
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    mean_rmse: float = NAN
+    mean_rel_l2: float = NAN
+    var_rel_l2: float = NAN
+    paper_mean_err: float = NAN
+    paper_var_err: float = NAN
+    density_l1: float = NAN
+    density_l1_floor: float = NAN
+    fit_s: float = NAN
+    predict_s: float = NAN
+    total_s: float = NAN
+    peak_rss_mb: float = NAN
+    peak_gpu_mb: float = NAN
+    n_params: float = NAN
+    ref_kind: str = ""
+    ref_mean_bound: float = NAN
+    ref_var_bound: float = NAN
+    ref_density_bound: float = NAN
+    ref_edge_mass: float = NAN
+    threads: int = 0
+    qdbench_version: str = ""
+    python_version: str = ""
+    numpy_version: str = ""
+    torch_version: str = ""
+    jax_version: str = ""
+    netket_version: str = ""
+    git_commit: str = ""
+    host_cpu: str = ""
+    host_gpu: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}")
+
+    def as_row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
+@functools.cache
+def environment() -> dict[str, Any]:
+    """Versions, thread count, git commit and host of this process (fixed for its lifetime)."""
+    import numpy
+    import torch
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return dict(
+        threads=torch.get_num_threads(),
+        qdbench_version=harness.__version__,
+        python_version=platform.python_version(),
+        numpy_version=numpy.__version__,
+        torch_version=torch.__version__,
+        jax_version=_version("jax"),
+        netket_version=_version("netket"),
+        git_commit=commit,
+        host_cpu=f"{platform.processor() or platform.machine()} x{psutil.cpu_count(logical=True)}"
+                 f" ({os.cpu_count()} visible)",
+        host_gpu=gpu,
+    )

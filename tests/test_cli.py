@@ -1,0 +1,140 @@
+"""The `harness` command line end to end: listing, running, storing, plugins and bad input."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.record import Record
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = str(Path(sys.executable).parent / "harness")
+
+
+def call(monkeypatch, capsys, *args):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["harness", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def readme_plugin(tmp_path) -> Path:
+    """The README's "Add a solver" example, exactly as printed there."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Add a solver.*?```python\n(.*?)```", text, re.S).group(1)
+    path = tmp_path / "classical.py"
+    path.write_text(code)
+    return path
+
+
+BROKEN = '''
+import numpy as np
+from dataclasses import dataclass
+from harness.api import Solver
+from harness.observables import prediction_from_samples
+
+@dataclass
+class Settings:
+    pass
+
+class Raises(Solver):
+    name = "raises"
+    Settings = Settings
+    def solve(self, problem, times, settings, ctx):
+        raise RuntimeError("deliberate failure")
+
+class Nans(Solver):
+    name = "nans"
+    Settings = Settings
+    def solve(self, problem, times, settings, ctx):
+        x = np.full((len(times), 10, problem.d), np.nan)
+        return prediction_from_samples(times, x, problem.marginal_edges())
+'''
+
+
+def test_list_shows_problems_variants_and_solvers(monkeypatch, capsys):
+    code, out, _ = call(monkeypatch, capsys, "list")
+    assert code == 0
+    for name in ("bosons", "oscillator", "oscillator_paper", "oscillator_paper_momentum", "s2=0.1",
+                 "crank_nicolson", "static", "smoke", "paper"):
+        assert name in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--problem", "nope"], "unknown problem"),
+    (["run", "--problem", "bosons", "--solver", "nope"], "unknown solver"),
+    (["run", "--problem", "bosons", "--param", "q=1"], "no parameter 'q'"),
+    (["run", "--problem", "bosons", "--param", "g=abc"], "not a valid float"),
+    (["run", "--problem", "bosons", "--param", "g=nan"], "not a valid float"),
+    (["run", "--problem", "bosons", "--param", "hbar=-1"], "hbar must be > 0"),
+    (["run", "--problem", "bosons", "--param", "m=0"], "m must be > 0"),
+    (["run", "--problem", "bosons", "--param", "T=0"], "T must be > 0"),
+    (["run", "--problem", "bosons", "--d", "0"], "d must be a positive integer"),
+    (["run", "--problem", "bosons", "--d", "x"], "not a valid integer"),
+    (["run", "--problem", "bosons", "--solver", "static", "--preset", "huge"], "no preset 'huge'"),
+    (["run", "--problem", "bosons", "--solver", "static", "--set", "zzz=1"], "setting named zzz"),
+    (["run", "--problem", "bosons", "--plugin", "missing.py"], "does not exist"),
+    (["run", "--problem", "bosons", "--param", "g"], "expects key=value"),
+])
+def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = call(monkeypatch, capsys, *args, "--store", str(tmp_path / "r.parquet"))
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_plugin_without_solver_is_refused(monkeypatch, capsys, tmp_path):
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    code, _, err = call(monkeypatch, capsys, "list", "--plugin", str(empty))
+    assert code == 2 and "defines no Solver" in err
+
+
+def test_exit_code_2_from_the_installed_command(tmp_path):
+    proc = subprocess.run([HARNESS, "run", "--problem", "bosons", "--d", "-3"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and proc.stdout == ""
+
+
+def test_readme_plugin_runs_through_the_cli_and_is_served_from_the_store(tmp_path):
+    """The README's example solver, run exactly as documented, stored, then served again."""
+    plugin = readme_plugin(tmp_path)
+    store = tmp_path / "runs.parquet"
+    args = [HARNESS, "run", "--problem", "oscillator", "--param", "p0=0.5", "--plugin", str(plugin),
+            "--solver", "classical,static", "--store", str(store)]
+    first = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    table = pd.read_parquet(store).set_index("solver")
+    assert set(table.index) == {"classical", "static"}
+    assert set(Record.__dataclass_fields__) <= set(table.columns)
+    assert (table.status == "ok").all()
+    # Newton is exact for the mean in a harmonic trap: only sampling noise remains
+    sigma = 0.25
+    assert table.loc["classical", "mean_rmse"] < 5 * sigma / 20_000**0.5
+    assert table.loc["static", "mean_rmse"] > 0.2
+    second = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
+    assert second.returncode == 0 and "yes" in second.stdout  # the "from store" column
+    assert len(pd.read_parquet(store)) == 2
+
+
+def test_failing_solvers_become_rows_and_others_still_run(monkeypatch, capsys, tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(BROKEN)
+    store = tmp_path / "runs.parquet"
+    code, out, _ = call(monkeypatch, capsys, "run", "--problem", "oscillator", "--plugin", str(plugin),
+                        "--solver", "raises", "--solver", "nans", "--solver", "static",
+                        "--store", str(store), "--times", "5", "--preset", "smoke")
+    assert code == 0
+    table = pd.read_parquet(store).set_index("solver")
+    assert table.loc["raises", "status"] == "failed"
+    assert "deliberate failure" in table.loc["raises", "error"]
+    assert table.loc["nans", "status"] == "failed" and "NaN" in table.loc["nans", "error"]
+    assert table.loc["static", "status"] == "ok"
