@@ -131,10 +131,120 @@ def _print_rows(name, prob, rows, store) -> None:
     console.print(f"stored in {store.path}")
 
 
+@cli.command("sweep")
+@click.option("--problem", "problems", required=True, metavar="NAME ...", help="Problem name(s).")
+@click.option("--d", "ds", default="", metavar="N ...", help="Dimensions (default: the problem's).")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="Problem parameter (repeatable).")
+@click.option("--solver", "solver_names", default="", metavar="NAME ...",
+              help="Solvers (default: every registered one).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of seeds (0 … seeds-1).")
+@click.option("--preset", default=None, help="Settings preset for every solver.")
+@click.option("--set", "sets", multiple=True, metavar="K=V", help="Solver setting (repeatable).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--times", "n_times", type=click.IntRange(min=1), default=DEFAULT_TIMES, show_default=True)
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler to join.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a run may take before it is stopped and stored as `timeout`.")
+@click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
+@click.option("--store", "store_path", default=None, metavar="PATH")
+@click.option("--force", is_flag=True, help="Recompute runs already in the store.")
+@plugin_option
+def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n_times, executor,
+              scheduler, workers, timeout, dry_run, store_path, force, plugins) -> None:
+    """Run the grid problem × d × solver × seed, each run isolated; resume what is stored."""
+    from harness import sweep
+
+    reg = discover(plugins)
+    dims = [_int(v, "--d") for v in _split(ds)] or [None]
+    names = _split(solver_names) or sorted(reg.solvers)
+    requests = sweep.grid(_split(problems), dims, names, list(range(seeds)),
+                          params=parse_pairs(params, "--param"), preset=preset,
+                          sets=parse_pairs(sets, "--set"), device=resolve_device(device),
+                          n_times=n_times, plugins=tuple(plugins))
+    store = Store(store_path)
+    todo = sweep.pending(requests, store, force)
+    if dry_run:
+        table = Table(title=f"{len(requests)} runs, {len(requests) - len(todo)} stored")
+        for col in ("problem", "d", "solver", "seed", "run key", "stored"):
+            table.add_column(col)
+        stored = store.table().set_index("run_key")["status"].to_dict()
+        for r in requests:
+            key = r.job().key
+            table.add_row(r.problem, str(r.job().problem.d), r.solver, str(r.seed), key,
+                          stored.get(key, "") if not force else "")
+        console.print(table)
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task(f"sweep ({len(requests) - len(todo)} of {len(requests)} stored)",
+                            total=len(todo))
+
+        def done(req, status: str) -> None:
+            bar.advance(task)
+            if status != "ok":
+                console.print(f"{req.problem} d={req.d} {req.solver} seed={req.seed}: {status}")
+
+        sweep.execute(todo, store, executor=executor, workers=workers, scheduler=scheduler,
+                      timeout=timeout, on_done=done)
+    console.print(f"stored in {store.path}")
+
+
+@cli.command("report")
+@click.option("--problem", "problems", multiple=True, metavar="NAME", help="Only these problems.")
+@click.option("--store", "store_path", default=None, metavar="PATH")
+@click.option("--out", default="results", show_default=True, help="Folder for the leaderboard.")
+@click.option("--header", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Markdown placed at the top (e.g. the commands that produced the store).")
+def report_cmd(problems, store_path, out, header) -> None:
+    """Write LEADERBOARD.md, leaderboard.csv, index.html and plots from the store."""
+    from pathlib import Path
+
+    from harness import report
+
+    text = Path(header).read_text() if header else ""
+    paths = report.write(Store(store_path), Path(out), list(problems), text)
+    console.print(f"wrote {len(paths)} files under {out}")
+
+
+def _split(text: str) -> list[str]:
+    return [v for part in text.replace(",", " ").split() for v in [part.strip()] if v]
+
+
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a valid integer") from None
+
+
+#: options that take several space-separated values (``--d 2 3 4``), joined before click parses
+_MULTI = {"sweep": ("--problem", "--d", "--solver"), "run": ("--solver",)}
+
+
+def _join_multi(argv: list[str]) -> list[str]:
+    """``--d 2 3 4`` -> ``--d 2,3,4`` for the options of _MULTI (click options take one value)."""
+    options = _MULTI.get(argv[0], ()) if argv else ()
+    out, i = [], 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in options:
+            values = []
+            while i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                values.append(argv[i + 1])
+                i += 1
+            out.append(",".join(values))
+        i += 1
+    return out
+
+
 def main() -> None:
     """Entry point: one-line errors with exit code 2 for bad input."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=_join_multi(sys.argv[1:]), standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -34,6 +34,12 @@ def run_key(problem: str, params: dict, solver: str, settings: dict, seed: int, 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def reference_key(problem: str, params: dict, n_times: int) -> str:
+    """The key under which a problem's reference curves are stored."""
+    blob = json.dumps(dict(problem=problem, params=params, n_times=n_times), sort_keys=True)
+    return "ref-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 @dataclass
 class Record:
     """A row of the results table; params and settings are JSON strings so the schema is flat."""
@@ -63,6 +69,7 @@ class Record:
     peak_rss_mb: float = NAN
     peak_gpu_mb: float = NAN
     n_params: float = NAN
+    ref_key: str = ""
     ref_kind: str = ""
     ref_mean_bound: float = NAN
     ref_var_bound: float = NAN

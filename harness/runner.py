@@ -16,7 +16,7 @@ import psutil
 
 from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, UserError
 from harness.metrics import score
-from harness.record import Record, environment, run_key
+from harness.record import Record, environment, reference_key, run_key
 from harness.reference import Reference, compute_reference
 from harness.settings import resolve_settings, settings_dict
 from harness.store import Store
@@ -83,12 +83,17 @@ class Job:
         return run_key(self.problem_name, self.problem.params(), self.solver.name,
                        settings_dict(self.settings), self.seed, self.device, self.times.size - 1)
 
+    @property
+    def ref_key(self) -> str:
+        return reference_key(self.problem_name, self.problem.params(), self.times.size - 1)
+
     def record(self, **fields) -> Record:
         return Record(run_key=self.key, problem=self.problem_name, d=self.problem.d,
                       params=json.dumps(self.problem.params(), sort_keys=True),
                       solver=self.solver.name, preset=self.preset,
                       settings=json.dumps(settings_dict(self.settings), sort_keys=True, default=str),
-                      seed=self.seed, device=self.device, **environment(), **fields)
+                      seed=self.seed, device=self.device, ref_key=self.ref_key, **environment(),
+                      **fields)
 
 
 def plan(problem_name: str, problem: Problem, solvers: list[type[Solver]], preset: str | None,
@@ -187,6 +192,15 @@ def _gpu_peak(active: bool) -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
+def reference_for(job: Job, store: Store) -> Reference:
+    """The job's certified reference (cached on disk), its curves stored for the reports."""
+    ref = compute_reference(job.problem, job.times, store.references_dir)
+    if store.curves(job.ref_key) is None:
+        store.put_curves(job.ref_key, ref.prediction,
+                         diagnostics=dict(kind=ref.kind, bound=ref.bound, settings=ref.settings))
+    return ref
+
+
 def run(jobs: list[Job], store: Store, force: bool = False,
         on_progress: Callable[[str], Callable[..., None]] = lambda name: (lambda f, **i: None),
         checkpoint_every: float | None = None) -> list[dict]:
@@ -200,7 +214,7 @@ def run(jobs: list[Job], store: Store, force: bool = False,
             rows[i]["served_from_store"] = True
             continue
         if ref is None:
-            ref = compute_reference(job.problem, job.times, store.references_dir)
+            ref = reference_for(job, store)
         record, pred, checkpoints = execute(job, ref, on_progress(job.solver.name), checkpoint_every)
         store.put(record, pred, extras=checkpoints, diagnostics=pred.diagnostics if pred else None)
         rows[i] = dict(record.as_row(), served_from_store=False)

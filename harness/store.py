@@ -70,17 +70,9 @@ class Store:
 
     def put(self, record: Record, curves: Prediction | None = None,
             extras: dict[str, list] | None = None, diagnostics: dict | None = None) -> None:
-        """Store ``record`` (replacing any row with its key) and, if given, its curves with
-        ``extras`` (named arrays such as checkpoint scores) and the solver's diagnostics."""
+        """Store ``record`` (replacing any row with its key) and, if given, its curves."""
         if curves is not None:
-            self.curves_dir.mkdir(parents=True, exist_ok=True)
-            arrays = {f"extra_{k}": np.asarray(v) for k, v in (extras or {}).items()}
-            blob = json.dumps(diagnostics or {}, default=_jsonable)
-            with _atomic(self.curves_dir / f"{record.run_key}.npz", ".npz") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, times=curves.times, mean=curves.mean, var=curves.var,
-                                        marginals=curves.marginals, edges=curves.edges,
-                                        diagnostics=np.array(blob), **arrays)
+            self.put_curves(record.run_key, curves, extras, diagnostics)
         with self._lock:
             table = self.table()
             table = table[table["run_key"] != record.run_key]
@@ -89,10 +81,26 @@ class Store:
             with _atomic(self.path, ".parquet") as tmp:
                 table.to_parquet(tmp, index=False)
 
+    def put_curves(self, key: str, curves: Prediction, extras: dict[str, list] | None = None,
+                   diagnostics: dict | None = None) -> None:
+        """Write ``curves/<key>.npz``: moments and marginals over time, ``extras`` (named arrays
+        such as checkpoint scores) and the solver's diagnostics as JSON."""
+        self.curves_dir.mkdir(parents=True, exist_ok=True)
+        arrays = {f"extra_{k}": np.asarray(v) for k, v in (extras or {}).items()}
+        blob = json.dumps(diagnostics or {}, default=_jsonable)
+        with _atomic(self.curves_dir / f"{key}.npz", ".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, times=curves.times, mean=curves.mean, var=curves.var,
+                                    marginals=curves.marginals, edges=curves.edges,
+                                    diagnostics=np.array(blob), **arrays)
+
     def curves(self, key: str) -> Prediction | None:
-        """The stored curves of run ``key``, or None."""
+        """The stored curves of ``key`` (extras and diagnostics in ``.diagnostics``), or None."""
         path = self.curves_dir / f"{key}.npz"
         if not path.exists():
             return None
         with np.load(path) as z:
-            return Prediction(z["times"], z["mean"], z["var"], z["marginals"], z["edges"])
+            diagnostics = json.loads(str(z["diagnostics"]))
+            diagnostics.update({k[6:]: z[k] for k in z.files if k.startswith("extra_")})
+            return Prediction(z["times"], z["mean"], z["var"], z["marginals"], z["edges"],
+                              diagnostics=diagnostics)

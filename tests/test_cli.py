@@ -112,9 +112,10 @@ def test_readme_plugin_runs_through_the_cli_and_is_served_from_the_store(tmp_pat
             "--solver", "classical,static", "--store", str(store)]
     first = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    table = pd.read_parquet(store).set_index("solver")
+    raw = pd.read_parquet(store)
+    assert set(Record.__dataclass_fields__) <= set(raw.columns)
+    table = raw.set_index("solver")
     assert set(table.index) == {"classical", "static"}
-    assert set(Record.__dataclass_fields__) <= set(table.columns)
     assert (table.status == "ok").all()
     # Newton is exact for the mean in a harmonic trap: only sampling noise remains
     sigma = 0.25

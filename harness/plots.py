@@ -1,0 +1,128 @@
+"""Plots of the leaderboard (seaborn, PNG and SVG), drawn from the store's table and curves only:
+error and wall time versus d, density heat maps x–t, moments versus time, training losses, and
+error versus wall time during training with each solver's time to reach a fixed accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from harness.store import Store  # noqa: E402
+
+#: the fixed target of the time-to-accuracy view
+TARGET_L1 = 0.05
+# SVGs carry no random ids or dates, so the same store draws the same files
+matplotlib.rcParams.update({"svg.hashsalt": "qdbench", "svg.fonttype": "none"})
+_META = {"svg": {"Date": None}, "png": {"Software": None}}
+
+
+def _save(fig, path: Path) -> list[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "svg"):
+        target = path.with_suffix(f".{ext}")
+        fig.savefig(target, dpi=110, bbox_inches="tight", metadata=_META[ext])
+        out.append(target)
+    plt.close(fig)
+    return out
+
+
+def _slug(*parts) -> str:
+    return "_".join(str(p) for p in parts).replace("/", "-").replace(" ", "")
+
+
+def scaling(table: pd.DataFrame, out: Path) -> list[Path]:
+    """Per problem: density_l1 and wall time versus d, per solver, log axes, with O(d), O(d²)
+    and exponential guide lines anchored at the smallest d."""
+    files = []
+    ok = table[table.status == "ok"]
+    for problem, part in ok.groupby("problem"):
+        if part.d.nunique() < 2:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, metric, label in ((axes[0], "density_l1", "density L1 error"),
+                                  (axes[1], "total_s", "wall time [s]")):
+            sns.lineplot(data=part, x="d", y=metric, hue="solver", marker="o", errorbar="sd", ax=ax)
+            ax.set(xscale="log", yscale="log", ylabel=label, title=f"{problem}: {label} vs d")
+            d = np.array(sorted(part.d.unique()), dtype=float)
+            y0 = float(part[part.d == d[0]][metric].median())
+            for guide, style in ((d / d[0], ":"), ((d / d[0]) ** 2, "--"), (np.exp(d - d[0]), "-.")):
+                ax.plot(d, y0 * guide, style, color="grey", lw=0.8)
+            ax.text(d[-1], y0 * d[-1] / d[0], " O(d)", color="grey", fontsize=7)
+            ax.text(d[-1], y0 * (d[-1] / d[0]) ** 2, " O(d²)", color="grey", fontsize=7)
+        files += _save(fig, out / f"scaling_{_slug(problem)}")
+    return files
+
+
+def _first_ok(part: pd.DataFrame) -> pd.DataFrame:
+    """One ok run per solver (the lowest seed) of a problem × params × d group."""
+    ok = part[part.status == "ok"].sort_values(["solver", "seed"])
+    return ok.groupby("solver", sort=True).head(1)
+
+
+def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
+    """Heat maps of coordinate 1's density over x and t (reference, then each solver), moments
+    versus time against the reference, training losses and error versus wall time."""
+    files = []
+    for (problem, params, d), part in table.groupby(["problem", "params", "d"], sort=True):
+        runs = _first_ok(part)
+        ref = store.curves(part.iloc[0].ref_key) if part.iloc[0].ref_key else None
+        if runs.empty or ref is None:
+            continue
+        curves = {r.solver: store.curves(r.run_key) for r in runs.itertuples()}
+        curves = {k: v for k, v in curves.items() if v is not None}
+        name = _slug(problem, f"d{d}", hashlib.sha256(params.encode()).hexdigest()[:6])
+        panels = [("reference", ref), *curves.items()]
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3), sharey=True)
+        for ax, (label, c) in zip(np.atleast_1d(axes), panels):
+            ax.imshow(c.marginals[:, 0, :].T, origin="lower", aspect="auto", cmap="magma",
+                      extent=(c.times[0], c.times[-1], c.edges[0], c.edges[-1]))
+            ax.set(title=label, xlabel="t")
+        np.atleast_1d(axes)[0].set_ylabel("x₁")
+        files += _save(fig, out / f"density_{name}")
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        for label, c in panels:
+            style = dict(color="black", lw=2, ls="--") if label == "reference" else {}
+            axes[0].plot(c.times, c.mean[:, 0], label=label, **style)
+            axes[1].plot(c.times, c.var[:, 0], label=label, **style)
+        axes[0].set(xlabel="t", ylabel="mean x₁", title=f"{problem} d={d}")
+        axes[1].set(xlabel="t", ylabel="Var x₁")
+        axes[1].legend(fontsize=7)
+        files += _save(fig, out / f"moments_{name}")
+
+        trained = {k: c.diagnostics for k, c in curves.items() if "loss" in c.diagnostics}
+        if trained:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            for label, diag in trained.items():
+                ax.plot(np.asarray(diag["loss"], dtype=float), label=label)
+            ax.set(yscale="log", xlabel="logged step", ylabel="training loss", title=f"{problem} d={d}")
+            ax.legend(fontsize=7)
+            files += _save(fig, out / f"loss_{name}")
+
+        tracked = {k: c.diagnostics for k, c in curves.items() if len(c.diagnostics.get("wall_s", [])) > 1}
+        if tracked:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            for label, diag in tracked.items():
+                wall, err = np.asarray(diag["wall_s"]), np.asarray(diag["density_l1"])
+                hit = wall[np.argmax(err <= TARGET_L1)] if (err <= TARGET_L1).any() else np.nan
+                ax.plot(wall, err, marker=".", label=f"{label} (≤{TARGET_L1} at {hit:.0f} s)")
+            ax.axhline(TARGET_L1, color="grey", lw=0.8, ls=":")
+            ax.set(xscale="log", yscale="log", xlabel="wall time [s]", ylabel="density L1",
+                   title=f"{problem} d={d}: error during training")
+            ax.legend(fontsize=7)
+            files += _save(fig, out / f"training_{name}")
+    return files
+
+
+def all_plots(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
+    sns.set_theme(style="whitegrid", context="paper")
+    return scaling(table, out) + per_problem(store, table, out)

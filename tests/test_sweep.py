@@ -1,0 +1,124 @@
+"""Sweeps: isolated runs whose crashes, timeouts and kills become rows; resuming; Dask; reports."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+HARNESS = str(Path(sys.executable).parent / "harness")
+
+MISBEHAVING = '''
+import os, signal, time
+from dataclasses import dataclass
+from harness.api import Solver
+
+@dataclass
+class Settings:
+    pass
+
+class Raises(Solver):
+    name = "raises"
+    Settings = Settings
+    def solve(self, problem, times, settings, ctx):
+        raise RuntimeError("deliberate failure")
+
+class Sleeps(Solver):
+    name = "sleeps"
+    Settings = Settings
+    def solve(self, problem, times, settings, ctx):
+        time.sleep(300)
+
+class Killed(Solver):
+    name = "killed"
+    Settings = Settings
+    def solve(self, problem, times, settings, ctx):
+        os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
+'''
+
+SLOW = '''
+import time
+from dataclasses import dataclass
+from harness.api import Solver
+from solvers.static import StaticSolver
+
+class Slow(StaticSolver):
+    name = "slow"
+    def solve(self, problem, times, settings, ctx):
+        time.sleep(1.5)
+        return super().solve(problem, times, settings, ctx)
+'''
+
+
+def harness(*args, cwd, check=True):
+    proc = subprocess.run([HARNESS, *args], capture_output=True, text=True, cwd=cwd)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_failures_become_rows_with_their_status_and_the_report_shows_them(tmp_path):
+    plugin = tmp_path / "bad.py"
+    plugin.write_text(MISBEHAVING)
+    store = str(tmp_path / "runs.parquet")
+    harness("sweep", "--problem", "oscillator", "--solver", "raises", "sleeps", "killed", "static",
+            "--preset", "smoke", "--times", "5", "--timeout", "20", "--workers", "2",
+            "--plugin", str(plugin), "--store", store, cwd=tmp_path)
+    status = pd.read_parquet(store).set_index("solver")["status"].to_dict()
+    assert status == {"raises": "failed", "sleeps": "timeout", "killed": "oom", "static": "ok"}
+    harness("report", "--store", store, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    board = (tmp_path / "out" / "LEADERBOARD.md").read_text()
+    for text in ("failed×1", "timeout×1", "oom×1", "deliberate failure", "ok×1"):
+        assert text in board
+
+
+def test_rerun_is_served_from_the_store_and_reports_are_byte_identical(tmp_path):
+    store = str(tmp_path / "runs.parquet")
+    args = ("sweep", "--problem", "oscillator", "--d", "1", "2", "--solver", "static",
+            "--seeds", "2", "--preset", "smoke", "--times", "5", "--store", store)
+    harness(*args, cwd=tmp_path)
+    assert len(pd.read_parquet(store)) == 4
+    dry = harness(*args, "--dry-run", cwd=tmp_path).stdout
+    assert "4 runs, 4 stored" in dry
+    stamp = os.path.getmtime(store)
+    harness(*args, cwd=tmp_path)
+    assert os.path.getmtime(store) == stamp  # nothing recomputed, nothing written
+    outs = []
+    for out in ("a", "b"):
+        harness("report", "--store", store, "--out", str(tmp_path / out), cwd=tmp_path)
+        outs.append([(tmp_path / out / f).read_bytes() for f in ("LEADERBOARD.md", "leaderboard.csv")])
+    assert outs[0] == outs[1]
+    assert (tmp_path / "a" / "plots").is_dir() and (tmp_path / "a" / "index.html").exists()
+
+
+def test_dask_local_cluster_runs_a_tiny_sweep(tmp_path):
+    store = str(tmp_path / "runs.parquet")
+    harness("sweep", "--problem", "oscillator", "--d", "1", "2", "--solver", "static",
+            "--preset", "smoke", "--times", "5", "--executor", "dask", "--workers", "2",
+            "--store", store, cwd=tmp_path)
+    table = pd.read_parquet(store)
+    assert sorted(table.d) == [1, 2] and (table.status == "ok").all()
+
+
+def test_killing_a_sweep_loses_no_finished_run_and_rerunning_resumes(tmp_path):
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW)
+    store = tmp_path / "runs.parquet"
+    args = [HARNESS, "sweep", "--problem", "oscillator", "--solver", "slow", "--seeds", "6",
+            "--preset", "smoke", "--times", "5", "--plugin", str(plugin), "--store", str(store)]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not store.exists() or len(pd.read_parquet(store)) < 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(pd.read_parquet(store))  # still readable after the kill
+    assert 2 <= finished < 6
+    subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+    table = pd.read_parquet(store)
+    assert len(table) == 6 and (table.status == "ok").all()
