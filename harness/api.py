@@ -91,6 +91,8 @@ class Problem(ABC):
     variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: number of bins of the standard marginal grid
     n_bins: ClassVar[int] = 120
+    #: whether V depends on t (a static V lets grid solvers cache its phase factors)
+    time_dependent: ClassVar[bool] = False
 
     d: int = 1
     hbar: float = 0.1
@@ -215,8 +217,9 @@ class Solver(ABC):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
     default_preset: ClassVar[str] = "quick"
 
-    def supports(self, problem: Problem) -> tuple[bool, str]:
-        """(True, "") when this solver can run ``problem``, else (False, reason)."""
+    def supports(self, problem: Problem, settings: Any = None) -> tuple[bool, str]:
+        """(True, "") when this solver can run ``problem`` (with ``settings``, when given: e.g. a
+        grid that must fit in memory), else (False, reason)."""
         return True, ""
 
     def check(self, settings: Any, problem: Problem) -> None:

@@ -86,13 +86,16 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
     prob = reg.problem(problem, d, parse_pairs(params, "--param"))
     device = resolve_device(device)
     names = [n for arg in solver_names for n in arg.split(",") if n]
-    if names:
-        solvers = [reg.solver(n) for n in names]
-    else:
-        solvers = [cls for cls in reg.solvers.values() if cls().supports(prob)[0]]
+    solvers = [reg.solver(n) for n in names] if names else list(reg.solvers.values())
+    jobs = plan(problem, prob, solvers, preset, parse_pairs(sets, "--set"), seed, device, n_times)
+    if not names:  # every solver that supports the problem, with the chosen settings
+        for job in jobs:
+            ok, reason = job.solver().supports(prob, job.settings)
+            if not ok:
+                console.print(f"[yellow]{job.solver.name} skipped[/]: {reason}")
+        jobs = [job for job in jobs if job.solver().supports(prob, job.settings)[0]]
         for name, reason in reg.unavailable.items():
             console.print(f"[yellow]solver {name} unavailable[/]: {reason}")
-    jobs = plan(problem, prob, solvers, preset, parse_pairs(sets, "--set"), seed, device, n_times)
     store = Store(store_path)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%  {task.fields[info]}"), TimeElapsedColumn(),

@@ -122,7 +122,7 @@ def execute(job: Job, ref: Reference,
             on_progress: Callable[..., None] = lambda fraction, **info: None,
             checkpoint_every: float | None = None) -> tuple[Record, Prediction | None, dict]:
     """Run one job now (no store involved): its record, prediction and checkpoint scores."""
-    supported, reason = job.solver().supports(job.problem)
+    supported, reason = job.solver().supports(job.problem, job.settings)
     if not supported:
         return job.record(status="unsupported", error=reason, **_reference_fields(ref)), None, {}
     start = time.perf_counter()
