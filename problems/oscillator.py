@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 from array_api_compat import array_namespace
 
-from harness.api import Prediction, Problem, UserError
-from harness.observables import gaussian_bins
-from problems import gaussian
+from harness.api import Prediction, UserError
+from problems.packet import PacketProblem
 
 
 @dataclass(frozen=True)
-class Oscillator(Problem):
+class Oscillator(PacketProblem):
     """V = ½mω²|x − c|², ψ0 ∝ exp(−|x − x0|²/(4σ0²) + i p0 Σx/ħ) (every axis alike).
 
     The packet stays Gaussian: mean(t) − c = (x0 − c) cos ωt + p0/(mω) sin ωt and
@@ -32,18 +31,12 @@ class Oscillator(Problem):
 
     d: int = 1
     centre: float = 0.0
-    x0: float = 0.0
-    p0: float = 0.0
-    sigma0: float = 0.25
     omega: float = 1.0
-    hbar: float = 0.1
-    m: float = 1.0
-    T: float = 1.0
 
     def validate(self) -> None:
-        if self.sigma0 <= 0 or self.omega <= 0:
-            raise UserError(f"oscillator needs sigma0 > 0 and omega > 0, "
-                            f"got sigma0={self.sigma0}, omega={self.omega}")
+        super().validate()
+        if self.omega <= 0:
+            raise UserError(f"oscillator needs omega > 0, got omega={self.omega}")
 
     @property
     def box(self) -> tuple[float, float]:
@@ -59,18 +52,6 @@ class Oscillator(Problem):
     def grad_potential(self, x, t):
         return (self.m * self.omega**2) * (x - self.centre)
 
-    def log_psi0(self, x):
-        return gaussian.log_psi0(x, self.x0, self.sigma0, self.p0, self.hbar)
-
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return gaussian.sample(n, self.d, self.x0, self.sigma0, rng)
-
-    def u0(self, x):
-        return gaussian.osmotic(x, self.x0, self.sigma0, self.hbar, self.m)
-
-    def v0(self, x):
-        return 0.0 * x + self.p0 / self.m
-
     def exact_moments(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of every coordinate at ``times``, shape (K,)."""
         wt = self.omega * np.asarray(times, dtype=float)
@@ -81,8 +62,4 @@ class Oscillator(Problem):
 
     def exact(self, times: np.ndarray) -> Prediction:
         times = np.asarray(times, dtype=float)
-        mean1, var1 = self.exact_moments(times)
-        mean = np.repeat(mean1[:, None], self.d, axis=1)
-        var = np.repeat(var1[:, None], self.d, axis=1)
-        edges = self.marginal_edges()
-        return Prediction(times, mean, var, gaussian_bins(mean, var, edges), edges)
+        return self.gaussian_prediction(times, *self.exact_moments(times))

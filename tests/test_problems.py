@@ -9,9 +9,11 @@ import torch
 
 from harness.api import UserError
 from harness.registry import discover
-from problems import Bosons, Oscillator
+from problems import Anharmonic, Bosons, DoubleWell, DrivenTrap, FreeSpread, Oscillator
 
-PROBLEMS = [Bosons(d=3), Bosons(d=4, g=2.0, s2=0.05), Oscillator(d=2, centre=0.1, x0=0.3, p0=0.5)]
+PROBLEMS = [Bosons(d=3), Bosons(d=4, g=2.0, s2=0.05), Oscillator(d=2, centre=0.1, x0=0.3, p0=0.5),
+            DrivenTrap(d=2, p0=0.2), FreeSpread(d=2, p0=0.01), DoubleWell(d=3, kappa=0.1),
+            Anharmonic(d=1), Anharmonic(d=2), Anharmonic(d=4, p0=0.1)]
 
 
 def test_pair_convention_by_hand():
@@ -51,11 +53,15 @@ def test_initial_velocities_are_gradients_of_psi0(problem):
 
 
 def test_jax_arrays_share_the_same_code():
-    jnp = pytest.importorskip("jax.numpy", reason="jax arrives with the t-VMC backend")
-    x = np.random.default_rng(0).normal(size=(4, 3))
+    jax = pytest.importorskip("jax", reason="jax arrives with the t-VMC backend")
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     for problem in PROBLEMS[:2]:
-        np.testing.assert_allclose(np.asarray(problem.potential(jnp.asarray(x), 0.0)),
-                                   problem.potential(x, 0.0), rtol=1e-6)
+        xj = jax.numpy.asarray(x)
+        np.testing.assert_allclose(np.asarray(problem.potential(xj, 0.0)),
+                                   problem.potential(x.astype(float), 0.0), rtol=1e-5)
+        auto = jax.grad(lambda y: problem.potential(y, 0.0).sum())(xj)
+        np.testing.assert_allclose(np.asarray(problem.grad_potential(xj, 0.0)), np.asarray(auto),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_psi0_norm_and_samples_1d_2d():
