@@ -34,11 +34,11 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse
 
-from harness.api import Prediction, Problem
+from harness.api import Prediction, Problem, UserError
 from harness.observables import gaussian_bins
 from harness.split_operator import EDGE_LAYER, Grid, evolve
 
-__all__ = ["BoxTooSmall", "GridSettings", "Reference", "compute_reference", "initial_settings", "run_grid"]
+__all__ = ["BoxTooSmall", "GridTooLarge", "GridSettings", "Reference", "compute_reference", "initial_settings", "run_grid"]
 
 #: bump when a change alters the numbers a reference produces (it invalidates the disk cache)
 ALGORITHM = "split-operator/1"
@@ -56,6 +56,29 @@ K_MARGIN, STEP_SCALE = 14.0, 0.125
 
 class BoxTooSmall(RuntimeError):
     """The state reaches the edge of every box tried (it would wrap around the periodic grid)."""
+
+
+class GridTooLarge(UserError):
+    """The certified grid would not fit the memory budget: past what a grid can hold, only
+    problems with an exact solution are scored (DESIGN §6)."""
+
+
+#: bytes held per grid point during a run: ψ, the two phase factors, the density and FFT scratch
+BYTES_PER_POINT = 5 * 16
+
+
+def memory_budget_gb() -> float:
+    """The reference's memory budget: $QDBENCH_REFERENCE_GB, default 8 GB."""
+    return float(os.environ.get("QDBENCH_REFERENCE_GB", 8))
+
+
+def _check_fits(problem: Problem, s: GridSettings) -> None:
+    dims = problem.d - 1 if s.reduced else problem.d
+    need = s.n**dims * BYTES_PER_POINT / 1e9
+    if need > memory_budget_gb():
+        raise GridTooLarge(f"no certified reference for {problem.name} d={problem.d}: its grid of "
+                           f"{s.n}^{dims} points needs {need:.3g} GB, budget {memory_budget_gb():g} GB "
+                           f"(QDBENCH_REFERENCE_GB)")
 
 
 @dataclass
@@ -353,6 +376,8 @@ def _certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: floa
 
     A box with edge mass above EDGE_MAX is grown, a spectrum with more than TAIL_MAX of its
     mass in the outer fifth of the Nyquist range is refined, before a certification is tried."""
+    for grid in (start, start.refined()):
+        _check_fits(problem, grid)
     runs = [run_grid(problem, times, start)]
     while len(runs) < max_runs:
         base = runs[-1]

@@ -149,3 +149,13 @@ def test_bosons_spread_certified(d: int, expected: float) -> None:
     ref = compute_reference(Bosons(d=d), np.linspace(0, 1, 101), tol=1e-6)
     assert ref.bound["var"] <= 1e-6 and ref.edge_mass <= EDGE_MAX
     assert ref.prediction.var[-1, 0] == pytest.approx(expected, abs=0.01)
+
+
+def test_a_grid_past_the_memory_budget_is_refused_before_running(monkeypatch) -> None:
+    from harness.reference import GridTooLarge
+
+    monkeypatch.setenv("QDBENCH_REFERENCE_GB", "0.001")
+    start = time.perf_counter()
+    with pytest.raises(GridTooLarge, match="needs .* GB, budget 0.001 GB"):
+        compute_reference(Bosons(d=3), np.linspace(0, 1, 11))
+    assert time.perf_counter() - start < 5
