@@ -154,8 +154,8 @@ def test_bosons_spread_certified(d: int, expected: float) -> None:
 def test_a_grid_past_the_memory_budget_is_refused_before_running(monkeypatch) -> None:
     from harness.reference import GridTooLarge
 
-    monkeypatch.setenv("QDBENCH_REFERENCE_GB", "0.001")
+    monkeypatch.setenv("QDBENCH_REFERENCE_GB", "0.0001")
     start = time.perf_counter()
-    with pytest.raises(GridTooLarge, match="needs .* GB, budget 0.001 GB"):
+    with pytest.raises(GridTooLarge, match="needs .* GB, budget 0.0001 GB"):
         compute_reference(Bosons(d=3), np.linspace(0, 1, 11))
     assert time.perf_counter() - start < 5
