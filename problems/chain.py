@@ -21,8 +21,8 @@ def _neighbours(x):
 
 @dataclass(frozen=True)
 class DoubleWell(PacketProblem):
-    """V = a Σ (x_i² − b²)² + κ Σ x_i x_{i+1}; the packet starts at rest in the left well with
-    the well's harmonic ground-state width. With the defaults (barrier a b⁴ = 0.0625 above the
+    """V = a Σ (x_i² − b²)² + κ Σ x_i x_{i+1} (a weak coupling for d > 1); the packet starts at
+    rest in the left well with the well's harmonic ground-state width. With the defaults (barrier a b⁴ = 0.0625 above the
     ground energy ≈ 0.047, tunnel splitting ≈ 0.030, so full transfer takes π ħ/ΔE ≈ 10.6), about
     half the mass tunnels by T = 5 and each marginal becomes bimodal."""
 
@@ -32,7 +32,7 @@ class DoubleWell(PacketProblem):
     d: int = 1
     a: float = 1.0
     b: float = 0.5
-    kappa: float = 0.0
+    kappa: float = 0.05
     x0: float = -0.5
     sigma0: float = 0.188
     T: float = 5.0
