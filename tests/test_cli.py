@@ -36,29 +36,7 @@ def readme_plugin(tmp_path) -> Path:
     return path
 
 
-BROKEN = '''
-import numpy as np
-from dataclasses import dataclass
-from harness.api import Solver
-from harness.observables import prediction_from_samples
-
-@dataclass
-class Settings:
-    pass
-
-class Raises(Solver):
-    name = "raises"
-    Settings = Settings
-    def solve(self, problem, times, settings, ctx):
-        raise RuntimeError("deliberate failure")
-
-class Nans(Solver):
-    name = "nans"
-    Settings = Settings
-    def solve(self, problem, times, settings, ctx):
-        x = np.full((len(times), 10, problem.d), np.nan)
-        return prediction_from_samples(times, x, problem.marginal_edges())
-'''
+PLUGIN = str(ROOT / "tests" / "plugins" / "misbehaving.py")
 
 
 def test_list_shows_problems_variants_and_solvers(monkeypatch, capsys):
@@ -127,10 +105,8 @@ def test_readme_plugin_runs_through_the_cli_and_is_served_from_the_store(tmp_pat
 
 
 def test_failing_solvers_become_rows_and_others_still_run(monkeypatch, capsys, tmp_path):
-    plugin = tmp_path / "broken.py"
-    plugin.write_text(BROKEN)
     store = tmp_path / "runs.parquet"
-    code, out, _ = call(monkeypatch, capsys, "run", "--problem", "oscillator", "--plugin", str(plugin),
+    code, out, _ = call(monkeypatch, capsys, "run", "--problem", "oscillator", "--plugin", PLUGIN,
                         "--solver", "raises", "--solver", "nans", "--solver", "static",
                         "--store", str(store), "--times", "5", "--preset", "smoke")
     assert code == 0

@@ -12,46 +12,7 @@ import pytest
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
-MISBEHAVING = '''
-import os, signal, time
-from dataclasses import dataclass
-from harness.api import Solver
-
-@dataclass
-class Settings:
-    pass
-
-class Raises(Solver):
-    name = "raises"
-    Settings = Settings
-    def solve(self, problem, times, settings, ctx):
-        raise RuntimeError("deliberate failure")
-
-class Sleeps(Solver):
-    name = "sleeps"
-    Settings = Settings
-    def solve(self, problem, times, settings, ctx):
-        time.sleep(300)
-
-class Killed(Solver):
-    name = "killed"
-    Settings = Settings
-    def solve(self, problem, times, settings, ctx):
-        os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
-'''
-
-SLOW = '''
-import time
-from dataclasses import dataclass
-from harness.api import Solver
-from solvers.static import StaticSolver
-
-class Slow(StaticSolver):
-    name = "slow"
-    def solve(self, problem, times, settings, ctx):
-        time.sleep(1.5)
-        return super().solve(problem, times, settings, ctx)
-'''
+PLUGIN = str(Path(__file__).parent / "plugins" / "misbehaving.py")
 
 
 def harness(*args, cwd, check=True):
@@ -62,12 +23,10 @@ def harness(*args, cwd, check=True):
 
 
 def test_failures_become_rows_with_their_status_and_the_report_shows_them(tmp_path):
-    plugin = tmp_path / "bad.py"
-    plugin.write_text(MISBEHAVING)
     store = str(tmp_path / "runs.parquet")
     harness("sweep", "--problem", "oscillator", "--solver", "raises", "sleeps", "killed", "static",
             "--preset", "smoke", "--times", "5", "--timeout", "20", "--workers", "2",
-            "--plugin", str(plugin), "--store", store, cwd=tmp_path)
+            "--plugin", PLUGIN, "--store", store, cwd=tmp_path)
     status = pd.read_parquet(store).set_index("solver")["status"].to_dict()
     assert status == {"raises": "failed", "sleeps": "timeout", "killed": "oom", "static": "ok"}
     harness("report", "--store", store, "--out", str(tmp_path / "out"), cwd=tmp_path)
@@ -105,11 +64,9 @@ def test_dask_local_cluster_runs_a_tiny_sweep(tmp_path):
 
 
 def test_killing_a_sweep_loses_no_finished_run_and_rerunning_resumes(tmp_path):
-    plugin = tmp_path / "slow.py"
-    plugin.write_text(SLOW)
     store = tmp_path / "runs.parquet"
     args = [HARNESS, "sweep", "--problem", "oscillator", "--solver", "slow", "--seeds", "6",
-            "--preset", "smoke", "--times", "5", "--plugin", str(plugin), "--store", str(store)]
+            "--preset", "smoke", "--times", "5", "--plugin", PLUGIN, "--store", str(store)]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
