@@ -38,7 +38,7 @@ from harness.api import Prediction, Problem, UserError
 from harness.observables import gaussian_bins
 from harness.split_operator import EDGE_LAYER, Grid, evolve
 
-__all__ = ["BoxTooSmall", "GridTooLarge", "GridSettings", "Reference", "compute_reference", "initial_settings", "run_grid"]
+__all__ = ["BoxTooSmall", "GridTooLarge", "NotCertified", "ReferenceFailed", "GridSettings", "Reference", "compute_reference", "initial_settings", "run_grid"]
 
 #: bump when a change alters the numbers a reference produces (it invalidates the disk cache)
 ALGORITHM = "split-operator/1"
@@ -54,11 +54,19 @@ SPACING_REFINE, BOX_REFINE, STEP_REFINE, BOX_GROW = 0.8, 1.1, 0.5, 1.3
 K_MARGIN, STEP_SCALE = 14.0, 0.125
 
 
-class BoxTooSmall(RuntimeError):
+class ReferenceFailed(UserError):
+    """No certified reference for these parameters: runs are not scored, the CLI says why."""
+
+
+class BoxTooSmall(ReferenceFailed):
     """The state reaches the edge of every box tried (it would wrap around the periodic grid)."""
 
 
-class GridTooLarge(UserError):
+class NotCertified(ReferenceFailed):
+    """Refinement did not bring the difference of two grid runs under the tolerance."""
+
+
+class GridTooLarge(ReferenceFailed):
     """The certified grid would not fit the memory budget: past what a grid can hold, only
     problems with an exact solution are scored (DESIGN §6)."""
 
@@ -396,8 +404,9 @@ def _certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: floa
     if runs[-1].edge_mass > EDGE_MAX:
         raise BoxTooSmall(f"{problem.name}: mass {runs[-1].edge_mass:.2e} at the edge of a box of "
                           f"half-width {runs[-1].settings.half:.3g} after {len(runs)} runs")
-    raise RuntimeError(f"{problem.name}: reference not certified to {tol:g} in {max_runs} runs "
-                       f"({[r.summary() for r in runs]})")
+    last = runs[-1].settings
+    raise NotCertified(f"{problem.name}: reference not certified to {tol:g} in {max_runs} runs "
+                       f"(last: {last.n} points per axis, half-width {last.half:.3g}, dt {last.dt:.3g})")
 
 
 # --------------------------------------------------------------------------------------------
