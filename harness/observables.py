@@ -10,18 +10,20 @@ from scipy.special import ndtr
 from harness.api import Prediction
 
 
-def sample_observables(samples: np.ndarray, edges: np.ndarray):
-    """Per-coordinate mean, variance and binned density of samples (n, d).
+def sample_observables(samples: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):
+    """Per-coordinate mean, variance and binned density of samples (n, d), optionally weighted
+    (importance sampling: ``weights`` are normalised here).
 
-    Bins hold count / (n · width), so mass outside the edges is lost, as for an exact density."""
+    Bins hold the weight falling in them over the bin width, so mass outside the edges is lost,
+    as for an exact density."""
     samples = np.asarray(samples, dtype=float)
     n, d = samples.shape
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+    mean = w @ samples
+    var = w @ (samples - mean) ** 2
     widths = np.diff(edges)
-    marg = np.empty((d, edges.size - 1))
-    for i in range(d):
-        counts, _ = np.histogram(samples[:, i], bins=edges)
-        marg[i] = counts / (n * widths)
-    return samples.mean(axis=0), samples.var(axis=0), marg
+    marg = np.stack([np.histogram(samples[:, i], bins=edges, weights=w)[0] / widths for i in range(d)])
+    return mean, var, marg
 
 
 def prediction_from_samples(times, samples_at, edges, diagnostics=None) -> Prediction:

@@ -3,7 +3,7 @@ interacting bosons at d = 2 on 100² points (the paper's grid; LAPACK path) and 
 points (numpy Thomas sweep).
 
 Skipped by default (addopts has --benchmark-skip); run with
-``pytest tests/benchmarks/test_bench_crank_nicolson.py --benchmark-enable``."""
+``pytest tests/benchmarks/test_bench_crank_nicolson.py --benchmark-only``."""
 
 from __future__ import annotations
 

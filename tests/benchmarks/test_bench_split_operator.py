@@ -4,7 +4,7 @@ d = 2 on 100² points and d = 4 on 32⁴ points, beside the bare FFT pair at the
 step's time over three FFT pairs says how close it is to the FFT's own limit.
 
 Skipped by default (addopts has --benchmark-skip); run with
-``pytest tests/benchmarks/test_bench_split_operator.py --benchmark-enable``."""
+``pytest tests/benchmarks/test_bench_split_operator.py --benchmark-only``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,166 @@
+"""Physics-informed neural network (PINN) for ψ(x, t): a tanh network with skip blocks outputs
+two real numbers and is trained on the TDSE residual iħ∂tψ + (ħ²/2m)Δψ − Vψ at collocation
+points in box × [0, T], plus the initial condition (a loss term, or built in) and ψ → 0 at the box
+edge (a loss term, or an envelope built in). The outputs are (Re ψ, Im ψ) on top of ψ0
+(``ansatz="additive"``: ψ = ψ0 + t·NN, the classic PINN) or a complex correction of log ψ
+(``ansatz="log"``: ψ = exp(log ψ0 + t·NN)). The density |ψ|² is normalised and integrated on a
+grid for d ≤ 3 and importance-sampled beyond.
+
+Two additions beyond the classic loss make the quick preset learn the interacting bosons: a norm
+term (∫|ψ(·,t)|² = 1; the residual scales with |ψ|, so without it the network lowers the loss by
+letting ψ decay) and a time curriculum (the collocation horizon grows from T/10 to T).
+
+Modules: ``net`` (the network and its forward-mode jet: exact Laplacian for small d, Hutchinson
+probes for large d), ``train`` (ansatz, residual, collocation, optimisation, prediction).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.api import Context, Prediction, Problem, Solver, UserError
+
+#: beyond this d a PINN on a box needs exponentially many collocation points to see the state
+MAX_D = 8
+#: largest product grid the grid prediction evaluates per time
+MAX_GRID = 5_000_000
+
+
+@dataclass
+class Settings:
+    """PINN hyperparameters; the defaults are a small, fast configuration (see the presets)."""
+
+    width: int = 64  #: hidden width W
+    depth: int = 1  #: skip blocks h ← h + tanh(W₂ tanh(W₁h + b₁) + b₂) after Linear(d+1→W)–tanh
+    dtype: str = "float32"  #: "float32" or "float64"
+    epochs: int = 2000  #: Adam steps (one fresh collocation batch each)
+    lr: float = 1e-3  #: Adam learning rate (initial)
+    lr_final: float = 0.0  #: if > 0, exponential decay to this rate at the last epoch
+    n_colloc: int = 2000  #: interior collocation points per epoch
+    collocation: str = "uniform"  #: interior sampling: "uniform" or "lhs" (Latin hypercube)
+    focus: float = 0.0  #: fraction of interior points drawn around the initial cloud instead
+    focus_width: float = 2.0  #: the focus Gaussian's spread in units of the initial cloud's
+    pool: int = 0  #: 0: fresh points every epoch; > 0: a fixed pool of this many, minibatched
+    ansatz: str = "additive"  #: "additive": ψ = ψ0 + t·NN; "log": ψ = exp(log ψ0 + t·NN)
+    hard_ic: bool = True  #: initial condition built in (the t·NN above); else an IC loss term
+    hard_bc: bool = False  #: NN × Π(1 − z_i²) vanishes on the box edge; else a boundary loss
+    n_ic: int = 1000  #: initial-condition points per epoch (without hard_ic)
+    n_bc: int = 300  #: box-edge points per epoch (without hard_bc)
+    w_residual: float = 1.0  #: weight of the TDSE residual term
+    w_initial: float = 10.0  #: weight of the initial-condition term
+    w_boundary: float = 1.0  #: weight of the box-edge decay term
+    curriculum: float = 0.0  #: over this fraction of epochs the time horizon grows from T/10 to T
+    w_norm: float = 0.0  #: weight of (∫|ψ(·,t)|² − 1)², importance-sampled (stops ψ decaying to 0)
+    norm_times: int = 8  #: times per epoch for the norm term (stratified in [0, T])
+    n_norm: int = 256  #: points per time for the norm term
+    causal: float = 0.0  #: > 0: causal time weights exp(−ε Σ earlier slab losses), ε = this
+    causal_bins: int = 16  #: time slabs of the causal weighting
+    probes: int = 0  #: 0: exact Laplacian (d directions); K > 0: Hutchinson with K probes
+    lbfgs_steps: int = 0  #: L-BFGS iterations after Adam on one fixed batch (0: none)
+    predict: str = "auto"  #: "grid" (d ≤ 3), "is" (importance sampling), "auto" (by d)
+    grid_points: int = 0  #: grid points per axis for the grid prediction (0: 401, 161, 61 by d)
+    n_samples: int = 20_000  #: importance samples per time for the "is" prediction
+    predict_batch: int = 65_536  #: points per network call when predicting
+    threads: int = 0  #: CPU intra-op threads; 0: 1 where the layer matmuls are small, else torch's
+    log_every: int = 10  #: epochs between loss-curve entries, progress and checkpoint checks
+
+    def __post_init__(self) -> None:
+        positive = ("width", "depth", "epochs", "n_colloc", "n_ic", "n_bc", "causal_bins",
+                    "n_samples", "predict_batch", "log_every", "norm_times", "n_norm")
+        for key in positive:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise UserError(f"pinn: {key} must be a positive integer, got {value!r}")
+        for key in ("pool", "probes", "lbfgs_steps", "grid_points", "threads"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise UserError(f"pinn: {key} must be an integer >= 0, got {value!r}")
+        for key in ("lr", "focus_width"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                               and math.isfinite(value) and value > 0):
+                raise UserError(f"pinn: {key} must be a positive number, got {value!r}")
+        for key in ("lr_final", "w_residual", "w_initial", "w_boundary", "w_norm", "causal"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                               and math.isfinite(value) and value >= 0):
+                raise UserError(f"pinn: {key} must be a number >= 0, got {value!r}")
+        if not 0 <= self.curriculum <= 1:
+            raise UserError(f"pinn: curriculum must be in [0, 1], got {self.curriculum!r}")
+        if not 0 <= self.focus < 1:
+            raise UserError(f"pinn: focus must be in [0, 1), got {self.focus!r}")
+        if self.w_residual == 0:
+            raise UserError("pinn: w_residual = 0 would train without the Schrödinger equation")
+        if self.pool and self.pool < self.n_colloc:
+            raise UserError(f"pinn: pool={self.pool} is smaller than n_colloc={self.n_colloc}")
+        if 0 < self.grid_points < 8:
+            raise UserError(f"pinn: grid_points must be 0 (auto) or >= 8, got {self.grid_points}")
+        choices = {"dtype": ("float32", "float64"), "collocation": ("uniform", "lhs"),
+                   "predict": ("auto", "grid", "is"), "ansatz": ("additive", "log")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"pinn: {key} must be one of {', '.join(allowed)}, "
+                                f"got {getattr(self, key)!r}")
+
+
+class PINNSolver(Solver):
+    """Physics-informed network for ψ(x, t) trained on the TDSE residual; the prediction is the
+    normalised |ψ|² integrated on a grid (d ≤ 3) or importance-sampled (d > 3)."""
+
+    name = "pinn"
+    summary = "physics-informed neural network for ψ(x, t) on the box (Raissi et al. 2019), torch"
+    Settings = Settings
+    presets = {
+        # seconds, for tests
+        "smoke": dict(width=32, depth=1, epochs=300, n_colloc=500, lr=3e-3, lr_final=3e-4,
+                      ansatz="log", focus=0.5, log_every=10),
+        # a few minutes on 2 CPU cores, tuned on the oscillator (d = 1) and bosons (d = 2)
+        "quick": dict(width=64, depth=2, epochs=2000, n_colloc=2000, lr=2e-3, lr_final=5e-5,
+                      ansatz="log", focus=0.5, focus_width=3.0, w_norm=1.0, curriculum=0.5),
+        # the published 2-boson PINN (PAPER.md): width 300, one skip block, Adam 5e-5,
+        # 30,000 epochs, 20,000 of a 60,000-point Latin-hypercube pool per epoch, 1000 IC and
+        # 300 boundary points, the initial condition as a loss term
+        "paper": dict(width=300, depth=1, epochs=30_000, lr=5e-5, n_colloc=20_000,
+                      collocation="lhs", pool=60_000, hard_ic=False, n_ic=1000, n_bc=300,
+                      w_initial=1.0, dtype="float64"),
+    }
+
+    def supports(self, problem: Problem, settings: Settings | None = None) -> tuple[bool, str]:
+        if problem.d > MAX_D:
+            return False, (f"pinn covers box × [0, T] with collocation points; past d = {MAX_D} "
+                           f"they cannot resolve the state (d = {problem.d})")
+        lo, hi = problem.box
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            return False, f"pinn needs a finite box, got {problem.box}"
+        if settings is not None:
+            try:
+                self.check(settings, problem)
+            except UserError as exc:
+                return False, str(exc)
+        return True, ""
+
+    def check(self, settings: Settings, problem: Problem) -> None:
+        method = settings.predict
+        if method == "auto":
+            method = "grid" if problem.d <= 3 else "is"
+        if method == "grid":
+            from solvers.pinn.train import AUTO_GRID
+
+            n = settings.grid_points or AUTO_GRID.get(problem.d, 41)
+            if n**problem.d > MAX_GRID:
+                raise UserError(f"pinn: a grid of {n}^{problem.d} points is too large to "
+                                f"evaluate; use predict=is")
+
+    def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
+              ctx: Context) -> Prediction:
+        from solvers.pinn.train import thread_count, threads, train
+
+        self.check(settings, problem)
+        with threads(thread_count(settings, problem.d, ctx.device)):
+            return train(problem, np.asarray(times, dtype=float), settings, ctx)
+
+
+__all__ = ["PINNSolver", "Settings"]
