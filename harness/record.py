@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -101,6 +100,17 @@ def _version(package: str) -> str:
         return ""
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @functools.cache
 def environment() -> dict[str, Any]:
     """Versions, thread count, git commit and host of this process (fixed for its lifetime)."""
@@ -123,7 +133,6 @@ def environment() -> dict[str, Any]:
         jax_version=_version("jax"),
         netket_version=_version("netket"),
         git_commit=commit,
-        host_cpu=f"{platform.processor() or platform.machine()} x{psutil.cpu_count(logical=True)}"
-                 f" ({os.cpu_count()} visible)",
+        host_cpu=f"{_cpu_model()} ({psutil.cpu_count(logical=True)} logical CPUs)",
         host_gpu=gpu,
     )

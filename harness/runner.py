@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-import traceback
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,10 +18,11 @@ from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, Us
 from harness.metrics import score
 from harness.record import Record, environment, reference_key, run_key
 from harness.reference import Reference, compute_reference
-from harness.settings import resolve_settings, settings_dict
+from harness.settings import resolve_settings, settings_dict, split_overrides
 from harness.store import Store
 
 DEFAULT_TIMES = 100
+log = logging.getLogger("qdbench")
 
 
 def scored_times(problem: Problem, n_times: int = DEFAULT_TIMES) -> np.ndarray:
@@ -100,15 +101,12 @@ def plan(problem_name: str, problem: Problem, solvers: list[type[Solver]], prese
          overrides: dict[str, str], seed: int, device: str, n_times: int = DEFAULT_TIMES) -> list[Job]:
     """Jobs for each solver; bad settings raise UserError here, before anything runs."""
     times = scored_times(problem, n_times)
+    shares = split_overrides(solvers, overrides)
     jobs = []
     for solver in solvers:
-        own = {k: v for k, v in overrides.items() if k in solver.Settings.__dataclass_fields__}
-        settings = resolve_settings(solver, preset, own)
+        settings = resolve_settings(solver, preset, shares[solver.name])
         jobs.append(Job(problem_name, problem, solver, preset or solver.default_preset,
                         settings, seed, device, times))
-    unknown = set(overrides) - {f for j in jobs for f in j.solver.Settings.__dataclass_fields__}
-    if unknown:
-        raise UserError(f"no chosen solver has a setting named {', '.join(sorted(unknown))}")
     return jobs
 
 
@@ -152,7 +150,7 @@ def execute(job: Job, ref: Reference,
         except Exception as exc:  # a crashing solver becomes a row, never a lost run
             status = "failed"
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            traceback.print_exc()
+            log.debug("solver %s failed", job.solver.name, exc_info=True)
     total = time.perf_counter() - start
     diag = pred.diagnostics if pred is not None else {}
     record = job.record(

@@ -64,6 +64,17 @@ def coerce_params(cls: type, values: dict[str, Any], what: str) -> dict[str, Any
     return out
 
 
+def split_overrides(solvers: list[type[Solver]], overrides: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each solver's share of ``--set`` overrides (the keys its Settings has); a key that no
+    chosen solver has is a UserError."""
+    shares = {s.name: {k: v for k, v in overrides.items() if k in s.Settings.__dataclass_fields__}
+              for s in solvers}
+    unknown = set(overrides) - {k for share in shares.values() for k in share}
+    if unknown:
+        raise UserError(f"no chosen solver has a setting named {', '.join(sorted(unknown))}")
+    return shares
+
+
 def resolve_settings(solver: type[Solver], preset: str | None, overrides: dict[str, str]):
     """The solver's Settings: defaults, then the preset's overrides, then the user's."""
     preset = preset or solver.default_preset

@@ -23,6 +23,7 @@ from harness.api import UserError
 from harness.reference import Reference
 from harness.registry import discover
 from harness.runner import Job, plan, reference_for
+from harness.settings import split_overrides
 from harness.store import Store
 
 
@@ -59,18 +60,12 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
          n_times: int, plugins: tuple[str, ...] = ()) -> list[Request]:
     """Every combination, each checked (names, parameters, settings) before anything runs."""
     reg = _registry(plugins)
-    for name in solvers:
-        reg.solver(name)
-    known = {f for name in solvers for f in reg.solver(name).Settings.__dataclass_fields__}
-    unknown = set(sets) - known
-    if unknown:
-        raise UserError(f"no chosen solver has a setting named {', '.join(sorted(unknown))}")
+    shares = split_overrides([reg.solver(name) for name in solvers], sets)
     requests = []
     for problem in problems:
         for d in ds:
             for solver in solvers:
-                own = tuple(sorted((k, v) for k, v in sets.items()
-                                   if k in reg.solver(solver).Settings.__dataclass_fields__))
+                own = tuple(sorted(shares[solver].items()))
                 for seed in seeds:
                     req = Request(problem, d, tuple(sorted(params.items())), solver, preset, own,
                                   seed, device, n_times, plugins)
