@@ -156,7 +156,8 @@ class PINNSolver(Solver):
 
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
               ctx: Context) -> Prediction:
-        from solvers.pinn.train import thread_count, threads, train
+        from solvers.pinn.train import thread_count, train
+        from solvers.threads import threads
 
         self.check(settings, problem)
         with threads(thread_count(settings, problem.d, ctx.device)):

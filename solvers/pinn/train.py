@@ -5,7 +5,6 @@ collocation sampling, the optimisation loop (Adam, optional L-BFGS polish) and t
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -14,6 +13,7 @@ import torch
 
 from harness.api import Context, Prediction, Problem, SolverDiverged
 from harness.observables import grid_observables, sample_observables
+from solvers.threads import for_matmul, threads
 from solvers.pinn.net import PsiNet
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -21,29 +21,13 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 AUTO_GRID = {1: 401, 2: 161, 3: 61}
 
 
-@contextlib.contextmanager
-def threads(n: int | None):
-    """Run the block with n intra-op threads (None: unchanged), restoring the count after."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def thread_count(settings, d: int, device: str) -> int | None:
-    """1 CPU thread when an epoch's layer matmul is small (rows × width² < 10⁸ multiply-adds):
-    there a second thread gains little on an idle machine, and on a busy one every op waits at
-    a barrier for a descheduled thread (measured here: 0.3 s vs 5.4 s per epoch under load)."""
-    if settings.threads:
-        return settings.threads
+    """Threads for an epoch on the CPU (solvers.threads): its layer matmuls have
+    n_colloc × (2 + 2·(probes or d)) rows."""
     if device != "cpu":
-        return None
+        return settings.threads or None
     rows = settings.n_colloc * (2 + 2 * (settings.probes or d))
-    return 1 if rows * settings.width**2 < 1e8 else None
+    return for_matmul(rows, settings.width, settings.threads)
 
 
 # --------------------------------------------------------------------------------------------

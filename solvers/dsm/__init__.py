@@ -1,0 +1,109 @@
+"""Deep Stochastic Mechanics (Orlova et al., ICML 2024): learn the osmotic and current velocities
+u_θ, v_θ of Nelson's diffusion dX = (u + v) dt + √(ħ/m) dW from the residuals of their equations
+of motion at points sampled from the model's own trajectories, then sample |ψ(·, t)|² by running
+the diffusion. Modules: ``nets`` (the two networks and their derivatives), ``loss`` (residuals),
+``train`` (paths, loss points, optimisation, prediction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.api import Context, Prediction, Problem, Solver, UserError
+from solvers.dsm.nets import ACTIVATIONS
+
+
+@dataclass
+class Settings:
+    """DSM hyperparameters; the defaults are the paper's interacting-bosons settings."""
+
+    N: int = 1000  #: Euler–Maruyama steps over [0, T] (ε = T/N), for training and prediction
+    batch: int = 100  #: fresh trajectories per epoch (B)
+    M: int = 150  #: of the N steps, how many are subsampled per epoch (off-grid loss points)
+    width: int = 500  #: hidden width of each network
+    depth: int = 1  #: number of skip blocks h ← h + σ(W_b σ(W_a h + b_a) + b_b)
+    activation: str = "tanh"  #: σ: "tanh" (paper) or "sin"
+    lr: float = 1e-5  #: Adam learning rate (initial)
+    lr_final: float | None = None  #: if set, exponential decay to this rate at the last epoch
+    epochs: int = 10_000  #: optimiser steps (one fresh batch of paths each)
+    time_limit: float | None = None  #: stop training after this many seconds (lr decays by
+    #: the larger of epoch and time progress; runs it cuts short are not bit-reproducible)
+    time_weights: str = "paper"  #: "paper": √(e^{2(T−t)}−1), √(e^{T−t}−1) on R_u, R_v; "none"
+    probes: int = 0  #: 0: exact ∇(div ·); K > 0: Hutchinson with K Rademacher probes
+    engine: str = "adjoint"  #: derivatives: "adjoint" (fused, fast) or "func" (torch.func)
+    chunk: int = 0  #: loss points per backward chunk (memory bound); 0: chosen from d, width
+    compile: bool = False  #: torch.compile the loss (pays only on long GPU runs)
+    dtype: str = "float32"  #: "float32" (paper) or "float64"
+    threads: int = 0  #: CPU threads for the small per-step ops; 0: 1 where they are small, else torch's
+    n_predict: int = 10_000  #: fresh trajectories for the returned prediction
+    predict_N: int = 0  #: Euler–Maruyama steps over [0, T] when predicting; 0: the same as N
+    predict_batch: int = 10_000  #: trajectories simulated at once when predicting
+    checkpoint_samples: int = 2_000  #: trajectories per intermediate (checkpoint) prediction
+    log_every: int = 10  #: epochs between loss read-backs (progress, divergence check)
+    blowup: float = 1e6  #: diverged when the loss exceeds this multiple of its first logged value
+
+    def __post_init__(self) -> None:
+        positive = {"N": self.N, "batch": self.batch, "M": self.M, "width": self.width,
+                    "depth": self.depth, "epochs": self.epochs, "n_predict": self.n_predict,
+                    "predict_batch": self.predict_batch, "log_every": self.log_every,
+                    "checkpoint_samples": self.checkpoint_samples}
+        for key, value in positive.items():
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise UserError(f"dsm: {key} must be a positive integer, got {value!r}")
+        if self.M > self.N:
+            raise UserError(f"dsm: M={self.M} subsampled steps cannot exceed N={self.N}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise UserError(f"dsm: lr must be a positive number, got {self.lr!r}")
+        if self.lr_final is not None and not (self.lr_final > 0 and np.isfinite(self.lr_final)):
+            raise UserError(f"dsm: lr_final must be a positive number or None, got {self.lr_final!r}")
+        if self.probes < 0 or self.chunk < 0 or self.threads < 0 or self.predict_N < 0:
+            raise UserError(f"dsm: probes, chunk, threads and predict_N must be >= 0, got "
+                            f"{self.probes}, {self.chunk}, {self.threads}, {self.predict_N}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise UserError(f"dsm: time_limit must be > 0 seconds or None, got {self.time_limit!r}")
+        if not self.blowup > 1:
+            raise UserError(f"dsm: blowup must be > 1, got {self.blowup!r}")
+        choices = {"activation": tuple(ACTIVATIONS), "time_weights": ("paper", "none"),
+                   "engine": ("adjoint", "func"), "dtype": ("float32", "float64")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise UserError(f"dsm: {key} must be one of {', '.join(allowed)}, "
+                                f"got {getattr(self, key)!r}")
+        if self.engine == "func" and self.probes:
+            raise UserError("dsm: the func engine computes ∇(div ·) exactly; use probes=0")
+
+
+class DSMSolver(Solver):
+    """Deep Stochastic Mechanics: two networks for the Nelson velocities, trained on their own
+    trajectories; predictions are moments and histograms of fresh trajectories."""
+
+    name = "dsm"
+    summary = "Deep Stochastic Mechanics (Orlova et al. 2024): neural Nelson diffusion, torch"
+    Settings = Settings
+    presets = {
+        # seconds, for tests
+        "smoke": dict(N=40, M=20, batch=64, width=32, lr=3e-3, lr_final=3e-4, epochs=150,
+                      n_predict=4000, log_every=10),
+        # a few minutes on 2 CPU cores (bosons d = 4 in under 5 minutes), tuned for accuracy
+        "quick": dict(N=100, M=50, batch=100, width=128, lr=1e-3, lr_final=1e-5, epochs=1200,
+                      time_limit=270.0, predict_N=200),
+        # the published interacting-bosons settings
+        "paper": dict(N=1000, M=150, batch=100, width=500, lr=1e-5, epochs=10_000),
+    }
+
+    def supports(self, problem: Problem, settings: Settings | None = None) -> tuple[bool, str]:
+        for attr in ("u0", "v0", "grad_potential", "sample_initial"):
+            if not callable(getattr(problem, attr, None)):
+                return False, f"dsm needs the problem's {attr}"
+        return True, ""
+
+    def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
+              ctx: Context) -> Prediction:
+        from solvers.dsm.train import train
+
+        return train(problem, np.asarray(times, dtype=float), settings, ctx)
+
+
+__all__ = ["DSMSolver", "Settings"]

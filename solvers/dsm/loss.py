@@ -1,0 +1,106 @@
+"""The DSM residuals (DESIGN §5) at sampled points, with the hard initial condition.
+
+u(x, t) = t·NN_u(x, t) + u0(x),  v(x, t) = t·NN_v(x, t) + v0(x)  (so u, v equal u0, v0 at t = 0)
+
+R_u = ∂t u + (ħ/2m) ∇(div v) + ∇⟨u, v⟩
+R_v = ∂t v − [ ∇(½|u|²) − ∇(½|v|²) + (ħ/2m) ∇(div u) − ∇V/m ]
+
+with ∇⟨u, v⟩ = J_uᵀv + J_vᵀu and ∇(½|u|²) = J_uᵀu. The loss is (L_u + L_v)/2 with
+L = mean over points and components of (w(t)·R)², and the paper's time weights
+w_u = √(e^{2(T−t)} − 1), w_v = √(e^{T−t} − 1) (or none).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import jacfwd, jvp, vmap
+
+from solvers.dsm.nets import PLAIN, PairMLP
+
+
+def initial_terms(f, x: torch.Tensor):
+    """f(x), its Jacobian J[p, i, k] = ∂f_i/∂x_k and ∇(div f), for a problem's u0 or v0.
+
+    Computed with torch.func on the problem's own (array-API) function, so any u0 works."""
+    value = f(x)
+    jac = vmap(jacfwd(f))(x)
+    grad_div = vmap(jacfwd(lambda y: torch.diagonal(jacfwd(f)(y)).sum()))(x)
+    return value, jac, grad_div
+
+
+def func_derivatives(net: PairMLP, x: torch.Tensor, t: torch.Tensor):
+    """Same as ``PairMLP.jet`` (exact ∇div) through torch.func: the reference for the tests.
+
+    Nested forward mode: ``jvp`` in t, ``jacfwd`` in x and ``jacfwd`` of the trace of the
+    Jacobian for ∇(div ·), vmapped over points."""
+    act = PLAIN[net.activation]
+    w, b = list(net.weights), list(net.biases)
+
+    def single(n, xs, ts):
+        z = torch.cat([xs, ts])
+        h = act(w[0][n] @ z + b[0][n, 0])
+        for k in range(net.depth):
+            y = act(w[1 + 2 * k][n] @ h + b[1 + 2 * k][n, 0])
+            h = h + act(w[2 + 2 * k][n] @ y + b[2 + 2 * k][n, 0])
+        return w[-1][n] @ act(h) + b[-1][n, 0]
+
+    results = []
+    for n in range(2):
+        f = lambda xs, ts: single(n, xs, ts)  # noqa: E731
+        out = vmap(f)(x, t)
+        out_t = vmap(lambda xs, ts: jvp(lambda s: f(xs, s), (ts,), (torch.ones_like(ts),))[1])(x, t)
+        jac = vmap(jacfwd(f, argnums=0))(x, t)
+        div = lambda xs, ts: torch.diagonal(jacfwd(f, argnums=0)(xs, ts)).sum()  # noqa: E731
+        grad_div = vmap(jacfwd(div, argnums=0))(x, t)
+        results.append((out, out_t, jac, grad_div))
+    return tuple(torch.stack([r[i] for r in results]) for i in range(4))
+
+
+def time_weights(t: torch.Tensor, T: float, kind: str):
+    """The residual weights (w_u, w_v) at times t (P, 1)."""
+    if kind == "none":
+        one = torch.ones_like(t)
+        return one, one
+    return torch.sqrt(torch.expm1(2 * (T - t))), torch.sqrt(torch.expm1(T - t))
+
+
+def residuals(net: PairMLP, problem, x: torch.Tensor, t: torch.Tensor, engine: str = "adjoint",
+              probes: torch.Tensor | None = None, jet=None):
+    """R_u, R_v (P, d) at points x (P, d) and times t (P, 1).
+
+    ``jet``: a replacement for ``net.jet`` (e.g. its torch.compile'd version)."""
+    if engine == "func":
+        out, out_t, jac, grad_div = func_derivatives(net, x, t)
+    else:
+        out, out_t, jac, grad_div = (jet or net.jet)(x, t, probes)
+    u0, ju0, gu0 = initial_terms(problem.u0, x)
+    v0, jv0, gv0 = initial_terms(problem.v0, x)
+    tt = t.unsqueeze(-1)
+    u = t * out[0] + u0
+    v = t * out[1] + v0
+    u_t = out[0] + t * out_t[0]
+    v_t = out[1] + t * out_t[1]
+    ju = tt * jac[0] + ju0
+    jv = tt * jac[1] + jv0
+    gdu = t * grad_div[0] + gu0
+    gdv = t * grad_div[1] + gv0
+
+    def jtw(j, f):  # Jᵀf: Σ_i ∂f_i/∂x_k w_i
+        return (j * f.unsqueeze(-1)).sum(-2)
+
+    c = problem.hbar / (2 * problem.m)
+    grad_v = problem.grad_potential(x, t)
+    r_u = u_t + c * gdv + jtw(ju, v) + jtw(jv, u)
+    r_v = v_t - (jtw(ju, u) - jtw(jv, v) + c * gdu - grad_v / problem.m)
+    return r_u, r_v
+
+
+def loss_terms(net: PairMLP, problem, x, t, weights: str = "paper", engine: str = "adjoint",
+               probes=None, jet=None, mask=None):
+    """Sums over the points and components of (w_u R_u)² and (w_v R_v)² (divide by P·d);
+    ``mask`` (P, 1) weights points (0 for padding)."""
+    r_u, r_v = residuals(net, problem, x, t, engine, probes, jet)
+    w_u, w_v = time_weights(t, problem.T, weights)
+    if mask is not None:
+        w_u, w_v = w_u * mask, w_v * mask
+    return ((w_u * r_u) ** 2).sum(), ((w_v * r_v) ** 2).sum()

@@ -1,0 +1,265 @@
+"""DSM training and sampling: Euler–Maruyama paths under no_grad, the residual loss at points
+subsampled from them, Adam, and fresh trajectories for the prediction.
+
+One epoch (paper settings): B fresh paths X_{i+1} = X_i + (u + v)(X_i, t_i) ε + √(ħε/m) z from
+X_0 ~ |ψ0|², with ε = T/N; M of the N steps k chosen at random and at each an off-grid point
+X_k + s (u + v)(X_k, t_k) + √(ħs/m) ξ at time t_k + s, s ~ U(0, ε); the loss points are X_0 (at
+t = 0) and these B·M points. The loss is evaluated in chunks of points, each chunk's graph freed
+by its own backward (gradients accumulate), so memory does not grow with B·M or across epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from harness.api import SolverDiverged
+from harness.observables import prediction_from_samples
+from solvers.dsm.loss import loss_terms
+from solvers.dsm.nets import PairMLP
+from solvers.threads import for_matmul, threads
+
+
+def _drift(net: PairMLP, problem, x, t_value: float):
+    """(u + v)(x, t) for a batch x (B, d) at one time t: t·(NN_u + NN_v) + u0 + v0."""
+    t = x.new_full((x.shape[0], 1), t_value)
+    out = net(x, t)
+    return t_value * (out[0] + out[1]) + problem.u0(x) + problem.v0(x)
+
+
+@torch.no_grad()
+def sample_paths(net, problem, x0, times, gen, record=None):
+    """Euler–Maruyama from x0 (B, d) along the grid ``times`` (increasing, times[0] = 0).
+
+    ``record`` (bool per grid time) selects which states are returned, as a list.
+    No autograd graph is built."""
+    x = x0
+    out = [x] if record is None or record[0] else []
+    sqrt_ratio = math.sqrt(problem.hbar / problem.m)
+    for i in range(len(times) - 1):
+        dt = float(times[i + 1] - times[i])
+        noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        x = x + _drift(net, problem, x, float(times[i])) * dt + sqrt_ratio * math.sqrt(dt) * noise
+        if record is None or record[i + 1]:
+            out.append(x)
+    return out
+
+
+@torch.no_grad()
+def training_points(net, problem, x0, N, M, gen, cpu_gen):
+    """The loss points of one epoch: (X (B(M+1), d), t (B(M+1), 1)), built under no_grad."""
+    B, d = x0.shape
+    dev, dtype = x0.device, x0.dtype
+    eps = problem.T / N
+    steps = torch.randperm(N, generator=cpu_gen)[:M].sort().values  # host: no device sync
+    last = int(steps[-1]) + 1
+    sqrt_ratio = math.sqrt(problem.hbar / problem.m)
+    noise = torch.randn((last, B, d), generator=gen, device=dev, dtype=dtype)
+    xs = torch.empty((last, B, d), device=dev, dtype=dtype)
+    drifts = torch.empty_like(xs)
+    x = x0
+    for i in range(last):
+        f = _drift(net, problem, x, i * eps)
+        xs[i] = x
+        drifts[i] = f
+        x = x + f * eps + (sqrt_ratio * math.sqrt(eps)) * noise[i]
+    idx = steps.to(dev)
+    s = torch.rand((M, B, 1), generator=gen, device=dev, dtype=dtype) * eps
+    xi = torch.randn((M, B, d), generator=gen, device=dev, dtype=dtype)
+    pts = xs[idx] + s * drifts[idx] + torch.sqrt(s * (problem.hbar / problem.m)) * xi
+    t = idx.to(dtype).view(M, 1, 1) * eps + s  # the off-grid point's own time t_k + s
+    X = torch.cat([x0, pts.reshape(M * B, d)])
+    T = torch.cat([torch.zeros((B, 1), device=dev, dtype=dtype), t.reshape(M * B, 1)])
+    return X, T
+
+
+def auto_chunk(d: int, width: int, probes: int) -> int:
+    """Points per loss chunk: about 3·10⁶ floats in each (direction × point × width) tensor, so
+    that the elementwise work between the matmuls stays in the last-level cache (measured at
+    the paper settings, d = 2: 1024 points 3.7 s, 2048 4.4 s, 7500 7.4 s per loss step)."""
+    directions = 2 + d + (d if probes == 0 else probes)
+    return max(128, int(3e6 / (directions * width)))
+
+
+def chunking(P: int, target: int) -> tuple[int, int]:
+    """(number of chunks, points per chunk): equal chunks (one shape for torch.compile), the
+    last padded with zero-weight points, each at most ``target`` points."""
+    k = max(1, math.ceil(P / target))
+    return k, math.ceil(P / k)
+
+
+def epoch_step(net, opt, problem, X, T, settings, gen, jet=None):
+    """One optimiser step on the points X, T; returns the detached (L_u, L_v)."""
+    opt.zero_grad(set_to_none=True)
+    P, d = X.shape
+    k, chunk = chunking(P, settings.chunk or auto_chunk(d, settings.width, settings.probes))
+    pad = k * chunk - P
+    mask = None
+    if pad:  # repeat the first points, weighted 0, so that every chunk has the same shape
+        X = torch.cat([X, X[:pad]])
+        T = torch.cat([T, T[:pad]])
+        mask = torch.ones((k * chunk, 1), device=X.device, dtype=X.dtype)
+        mask[P:] = 0
+    denom = P * d
+    total_u = X.new_zeros(())
+    total_v = X.new_zeros(())
+    for lo in range(0, k * chunk, chunk):
+        x, t = X[lo:lo + chunk], T[lo:lo + chunk]
+        probes = None
+        if settings.probes:
+            probes = torch.randint(0, 2, (x.shape[0], settings.probes, d), generator=gen,
+                                   device=x.device).to(x.dtype) * 2 - 1
+        m = None if mask is None else mask[lo:lo + chunk]
+        lu, lv = loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
+                            jet, m)
+        ((lu + lv) / (2 * denom)).backward()
+        total_u = total_u + lu.detach()
+        total_v = total_v + lv.detach()
+    opt.step()
+    return total_u / denom, total_v / denom
+
+
+@torch.no_grad()
+def predict(net, problem, times, settings, device, seed, n_samples=None, diagnostics=None):
+    """Fresh trajectories at ``times``: steps of T/predict_N (default T/N), the grid refined
+    to hit every requested time."""
+    times = np.asarray(times, dtype=float)
+    n_samples = n_samples or settings.n_predict
+    eps = problem.T / (settings.predict_N or settings.N)
+    t_end = max(problem.T, float(times.max()))
+    base = np.linspace(0.0, t_end, int(round(t_end / eps)) + 1)
+    grid = np.sort(np.concatenate([base, times]))
+    grid = grid[np.concatenate([[True], np.diff(grid) > 1e-9])]  # merge near-equal times
+    pos = np.abs(grid[None, :] - times[:, None]).argmin(axis=1)
+    record = np.zeros(grid.size, dtype=bool)
+    record[pos] = True
+    rng = np.random.default_rng([seed, 7])
+    gen = torch.Generator(device=device).manual_seed(seed + 7)
+    dtype = next(net.parameters()).dtype
+    chunks = []
+    for lo in range(0, n_samples, settings.predict_batch):
+        n = min(settings.predict_batch, n_samples - lo)
+        x0 = torch.as_tensor(problem.sample_initial(n, rng), dtype=dtype, device=device)
+        with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
+            states = sample_paths(net, problem, x0, grid, gen, record)
+        chunks.append(torch.stack(states).cpu().numpy())
+    at_record = np.concatenate(chunks, axis=1)  # (n_recorded, n, d)
+    index = np.cumsum(record) - 1
+    samples = at_record[index[pos]]
+    return prediction_from_samples(times, samples, problem.marginal_edges(), diagnostics)
+
+
+def train(problem, times, settings, ctx):
+    """Train u_θ, v_θ and return the Prediction at ``times`` (DSMSolver.solve's body)."""
+    device = torch.device(ctx.device)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
+    torch.manual_seed(ctx.seed)
+    init_gen = torch.Generator().manual_seed(ctx.seed)
+    # oneDNN layers in eager mode; under torch.compile, inductor chooses its own kernels
+    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
+                  fast=not settings.compile)
+    net.to(device)
+    n_params = sum(p.numel() for p in net.parameters())
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    ratio = 1.0 if settings.lr_final is None else settings.lr_final / settings.lr
+    gen = torch.Generator(device=device).manual_seed(ctx.seed + 1)
+    cpu_gen = torch.Generator().manual_seed(ctx.seed + 2)
+    rng = ctx.rng(1)
+
+    jet = torch.compile(net.jet, dynamic=False) if settings.compile else None
+
+    cpu = device.type == "cpu"
+    path_threads = for_matmul(settings.batch, settings.width, settings.threads) if cpu else None
+    directions = 2 + problem.d + (settings.probes or problem.d)
+    _, chunk = chunking(settings.batch * (settings.M + 1),
+                        settings.chunk or auto_chunk(problem.d, settings.width, settings.probes))
+    # elementwise ops on (2, directions, chunk, width) tensors: 1 thread below 5·10⁶ elements
+    # (the quick preset; measured at load 5: 2 threads ~3 s per quick epoch, 1 thread ~1 s)
+    loss_threads = None
+    if cpu and (settings.threads or 2 * directions * chunk * settings.width < 5e6):
+        loss_threads = settings.threads or 1
+    log_every = max(1, settings.log_every)
+    buffer = torch.zeros((log_every, 2), device=device, dtype=dtype)
+    curve = {"epoch": [], "loss": [], "loss_u": [], "loss_v": [], "wall_s": []}
+    first_loss = None
+    start = time.perf_counter()
+    last_ckpt = start
+    block = 64
+    x0_block = None
+    epoch = 0
+    progress = 0.0
+    epochs_done = 0
+    for epoch in range(settings.epochs):
+        # training progress in [0, 1]: by epochs, or by time when a time limit comes first
+        # (then the run is no longer bit-reproducible); the rate decays exponentially with it
+        progress = epoch / max(1, settings.epochs - 1)
+        if settings.time_limit:
+            progress = max(progress, (time.perf_counter() - start) / settings.time_limit)
+            if progress >= 1.0 + 1e-9 and epoch > 0:
+                break
+        for group in opt.param_groups:
+            group["lr"] = settings.lr * ratio ** min(progress, 1.0)
+        if epoch % block == 0:  # one host-to-device copy per block of epochs
+            x0_block = torch.as_tensor(
+                np.stack([problem.sample_initial(settings.batch, rng) for _ in range(block)]),
+                dtype=dtype, device=device)
+        with threads(path_threads):
+            X, T = training_points(net, problem, x0_block[epoch % block], settings.N, settings.M,
+                                   gen, cpu_gen)
+        with threads(loss_threads):
+            lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, jet)
+        epochs_done = epoch + 1
+        buffer[epoch % log_every, 0] = lu
+        buffer[epoch % log_every, 1] = lv
+        last = epoch + 1 == settings.epochs or (
+            settings.time_limit and time.perf_counter() - start >= settings.time_limit)
+        if (epoch + 1) % log_every == 0 or last:
+            rows = buffer[: epoch % log_every + 1].cpu().numpy()  # the only sync: every k epochs
+            loss = float(rows[-1].sum() / 2)
+            if not np.isfinite(rows).all():
+                raise SolverDiverged(f"loss is not finite at epoch {epoch + 1}")
+            if first_loss is None:
+                first_loss = max(loss, 1e-30)
+            elif loss > settings.blowup * first_loss:
+                raise SolverDiverged(f"loss blew up at epoch {epoch + 1}: {loss:.3g} "
+                                     f"> {settings.blowup:g} × initial {first_loss:.3g}")
+            now = time.perf_counter()
+            curve["epoch"].append(epoch + 1)
+            curve["loss"].append(loss)
+            curve["loss_u"].append(float(rows[-1, 0]))
+            curve["loss_v"].append(float(rows[-1, 1]))
+            curve["wall_s"].append(now - start)
+            ctx.progress(1.0 if last else min(1.0, max((epoch + 1) / settings.epochs, progress)),
+                         loss=loss)
+            if ctx.checkpoint_every and now - last_ckpt >= ctx.checkpoint_every:
+                pred = predict(net, problem, times, settings, device, ctx.seed,
+                               settings.checkpoint_samples,
+                               {"epoch": epoch + 1, "train_s": now - start})
+                ctx.checkpoint(pred)
+                last_ckpt = time.perf_counter()
+    train_s = time.perf_counter() - start
+    diagnostics = {
+        "epochs": epochs_done,
+        "time_limited": epochs_done < settings.epochs,
+        "n_params": n_params,
+        "train_s": train_s,
+        "s_per_epoch": train_s / max(1, epochs_done),
+        "loss_curve": _subsample(curve, 400),
+        "final_loss": curve["loss"][-1] if curve["loss"] else None,
+        "points_per_epoch": settings.batch * (settings.M + 1),
+    }
+    t0 = time.perf_counter()
+    pred = predict(net, problem, times, settings, device, ctx.seed, None, diagnostics)
+    diagnostics["predict_s"] = time.perf_counter() - t0
+    return pred
+
+
+def _subsample(curve: dict, keep: int) -> dict:
+    n = len(curve["epoch"])
+    if n <= keep:
+        return curve
+    idx = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
+    return {k: [v[i] for i in idx] for k, v in curve.items()}

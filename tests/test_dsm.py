@@ -1,0 +1,323 @@
+"""The DSM solver: derivatives, residuals, settings, determinism, divergence, and accuracy.
+
+Fast tests (CI, -m "not slow") run in well under two minutes on 2 CPU cores; the quick-preset
+accuracy checks against the exact oscillator and the certified bosons reference are slow."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness.api import Context, SolverDiverged, UserError
+from harness.metrics import score
+from problems import Bosons, Oscillator
+from solvers.dsm import DSMSolver, Settings
+from solvers.dsm.loss import func_derivatives, residuals
+from solvers.dsm.nets import PairMLP
+from solvers.dsm.train import training_points
+
+TIMES = np.linspace(0.0, 1.0, 101)[1:]
+
+
+def settings(preset: str, **overrides) -> Settings:
+    return Settings(**{**DSMSolver.presets[preset], **overrides})
+
+
+def static_prediction(problem, times):
+    """The static baseline: the t = 0 state at every time."""
+    from harness.api import Prediction
+
+    ex = problem.exact(np.zeros(1))
+    k = len(times)
+    return Prediction(times, np.repeat(ex.mean, k, 0), np.repeat(ex.var, k, 0),
+                      np.repeat(ex.marginals, k, 0), ex.edges)
+
+
+def tiny_net(d, depth=1, activation="tanh", width=12, seed=0):
+    return PairMLP(d, width, depth, activation, torch.Generator().manual_seed(seed), torch.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# derivatives
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d,depth,activation", [(1, 1, "tanh"), (3, 1, "tanh"), (2, 2, "sin"),
+                                                (4, 2, "tanh")])
+def test_jet_matches_torch_func(d, depth, activation):
+    """The fused derivative sweep agrees with nested torch.func jvp/jacfwd to rounding."""
+    net = tiny_net(d, depth, activation)
+    x = torch.randn(9, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    t = torch.rand(9, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    fast = net.jet(x, t)
+    ref = func_derivatives(net, x, t)
+    for name, a, b in zip(("out", "out_t", "jac", "grad_div"), fast, ref):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+    torch.testing.assert_close(fast[0], net(x, t), rtol=1e-12, atol=1e-12)
+
+
+def test_onednn_layers_match_torch_matmul():
+    """The oneDNN fp32 path (default on CPU) gives the same derivatives and parameter gradient
+    as torch.bmm to fp32 rounding."""
+    problem = Bosons(d=3)
+    x = torch.randn(200, 3, generator=torch.Generator().manual_seed(8)) * 0.3
+    t = torch.rand(200, 1, generator=torch.Generator().manual_seed(9))
+    outs, grads = [], []
+    for fast in (True, False):
+        net = PairMLP(3, 48, 2, "tanh", torch.Generator().manual_seed(0), fast=fast)
+        outs.append(net.jet(x, t))
+        r_u, r_v = residuals(net, problem, x, t)
+        ((r_u**2).sum() + (r_v**2).sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4 * grads[1].abs().max().item())
+
+
+def test_jet_matches_finite_differences():
+    """∂t NN, the Jacobian and ∇(div NN) against central differences of the plain network."""
+    d, h = 3, 1e-4
+    net = tiny_net(d)
+    x = torch.randn(5, d, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    t = torch.rand(5, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out, out_t, jac, grad_div = net.jet(x, t)
+        fd_t = (net(x, t + h) - net(x, t - h)) / (2 * h)
+        eye = torch.eye(d, dtype=torch.float64)
+        fd_jac = torch.stack([(net(x + h * eye[k], t) - net(x - h * eye[k], t)) / (2 * h)
+                              for k in range(d)], dim=-1)
+
+        def div(y):
+            return sum((net(y + h * eye[i], t)[..., i] - net(y - h * eye[i], t)[..., i]) / (2 * h)
+                       for i in range(d))
+
+        H = 1e-3
+        fd_gdiv = torch.stack([(div(x + H * eye[k]) - div(x - H * eye[k])) / (2 * H)
+                               for k in range(d)], dim=-1)
+    torch.testing.assert_close(out_t, fd_t, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(jac, fd_jac, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grad_div, fd_gdiv, rtol=1e-4, atol=1e-5)
+
+
+def test_hutchinson_is_unbiased():
+    """The averaged Hutchinson estimate of ∇(div NN) converges to the exact one."""
+    d = 4
+    net = tiny_net(d)
+    x = torch.randn(6, d, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    t = torch.rand(6, 1, dtype=torch.float64)
+    exact = net.jet(x, t)[3]
+    z = torch.randint(0, 2, (6, 20000, d), generator=torch.Generator().manual_seed(6)) * 2.0 - 1
+    estimate = net.jet(x, t, z.double())[3]
+    assert (estimate - exact).abs().max() < 0.05 * exact.abs().max()
+
+
+def test_parameter_gradient_matches_func_engine():
+    """The loss gradient through the fused sweep equals the one through torch.func."""
+    problem = Bosons(d=2)
+    x = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 0.3
+    t = torch.rand(8, 1, dtype=torch.float64)
+    grads = []
+    for engine in ("adjoint", "func"):
+        net = tiny_net(2)
+        r_u, r_v = residuals(net, problem, x, t, engine)
+        ((r_u**2).sum() + (r_v**2).sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-11)
+
+
+def test_residuals_vanish_on_the_exact_oscillator_velocities():
+    """A Gaussian packet in a harmonic trap has u = −(ħ/2m)(x − μ)/σ², v = μ' + (x − μ)σ²'/(2σ²)
+    (exact TDSE velocities); networks reproducing them give zero residuals, which checks every
+    sign and factor of R_u, R_v and of the hard initial condition."""
+    from torch.func import jacfwd, vmap
+
+    problem = Oscillator(d=2, p0=0.5, sigma0=0.3, hbar=0.1)
+    w, s0, hbar, m = problem.omega, problem.sigma0, problem.hbar, problem.m
+    c = hbar / (2 * m * w * s0)
+
+    def fields(x, t):
+        var = s0**2 * torch.cos(w * t) ** 2 + c**2 * torch.sin(w * t) ** 2
+        dvar = 2 * w * (c**2 - s0**2) * torch.sin(w * t) * torch.cos(w * t)
+        mu = problem.p0 / (m * w) * torch.sin(w * t)
+        dmu = problem.p0 / m * torch.cos(w * t)
+        return -(hbar / (2 * m)) * (x - mu) / var, dmu + (x - mu) * dvar / (2 * var)
+
+    class Analytic(PairMLP):
+        def jet(self, x, t, probes=None):
+            res = []
+            for n, f0 in enumerate((problem.u0, problem.v0)):
+                def f(xs, ts, n=n, f0=f0):  # the network output the hard constraint needs
+                    return (fields(xs, ts)[n] - f0(xs)) / ts
+
+                def div(xs, ts, f=f):
+                    return torch.diagonal(jacfwd(f)(xs, ts)).sum()
+
+                res.append((vmap(f)(x, t), vmap(jacfwd(f, argnums=1))(x, t)[..., 0],
+                            vmap(jacfwd(f))(x, t), vmap(jacfwd(div))(x, t)))
+            return tuple(torch.stack([r[i] for r in res]) for i in range(4))
+
+    net = Analytic(2, 4, dtype=torch.float64)
+    x = torch.randn(16, 2, dtype=torch.float64) * 0.3
+    t = 0.05 + 0.9 * torch.rand(16, 1, dtype=torch.float64)
+    r_u, r_v = residuals(net, problem, x, t)
+    assert r_u.abs().max() < 1e-10 and r_v.abs().max() < 1e-10
+    # and a wrong field (v off by a constant) does not
+    r_u, r_v = residuals(net, Oscillator(d=2, p0=0.5, sigma0=0.3, hbar=0.2), x, t)
+    assert r_u.abs().max() > 1e-3
+
+
+def test_training_points_times_and_count():
+    """B(M+1) points: X0 at t = 0 and B·M off-grid points at distinct times inside (0, T)."""
+    problem = Bosons(d=3)
+    net = PairMLP(3, 8, generator=torch.Generator().manual_seed(0))
+    x0 = torch.as_tensor(problem.sample_initial(10, np.random.default_rng(0)), dtype=torch.float32)
+    X, T = training_points(net, problem, x0, 50, 7, torch.Generator().manual_seed(1),
+                           torch.Generator().manual_seed(2))
+    assert X.shape == (80, 3) and T.shape == (80, 1)
+    assert (T[:10] == 0).all() and (T[10:] > 0).all() and (T[10:] < problem.T).all()
+    # the off-grid times are t_k + s with s ~ U(0, ε), not snapped to the grid
+    frac = (T[10:] * 50) % 1
+    assert frac.std() > 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# settings, solver plumbing
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [dict(N=0), dict(width=0), dict(lr=-1e-3), dict(batch=0),
+                                 dict(M=20, N=10), dict(epochs=0), dict(depth=0),
+                                 dict(activation="relu"), dict(engine="jax"), dict(lr=float("nan")),
+                                 dict(probes=-1), dict(lr_final=0.0), dict(time_weights="exp")])
+def test_settings_refuse_nonsense(bad):
+    with pytest.raises(UserError) as err:
+        Settings(**bad)
+    assert "\n" not in str(err.value)
+
+
+def test_presets_are_valid_settings():
+    for name, overrides in DSMSolver.presets.items():
+        Settings(**overrides)
+    p = settings("paper")
+    assert (p.N, p.batch, p.width, p.M, p.lr, p.epochs) == (1000, 100, 500, 150, 1e-5, 10_000)
+
+
+def test_smoke_run_beats_static_on_the_moving_oscillator():
+    """The smoke preset (seconds) follows a packet with momentum far better than static."""
+    problem = Oscillator(p0=0.5)
+    progress = []
+    pred = DSMSolver().solve(problem, np.concatenate([[0.0], TIMES]), settings("smoke"),
+                             Context(seed=0, progress=lambda f, **kw: progress.append((f, kw))))
+    assert pred.finite and pred.n_samples == 4000
+    assert pred.times[0] == 0.0
+    np.testing.assert_allclose(pred.var[0], problem.sigma0**2, rtol=0.1)  # X0 ~ |ψ0|²
+    ref = problem.exact(TIMES)
+    ours = score(_drop_first(pred), ref)
+    static = score(static_prediction(problem, TIMES), ref)
+    assert ours["density_l1"] < static["density_l1"] / 4
+    assert ours["mean_rmse"] < static["mean_rmse"] / 10
+    assert ours["var_rel_l2"] < 0.1
+    assert progress and progress[-1][0] == pytest.approx(1.0) and "loss" in progress[-1][1]
+    diag = pred.diagnostics
+    assert diag["epochs"] == 150 and diag["n_params"] > 0 and diag["s_per_epoch"] > 0
+    assert len(diag["loss_curve"]["loss_u"]) == len(diag["loss_curve"]["epoch"]) > 1
+
+
+def _drop_first(pred):
+    from harness.api import Prediction
+
+    return Prediction(pred.times[1:], pred.mean[1:], pred.var[1:], pred.marginals[1:], pred.edges,
+                      n_samples=pred.n_samples)
+
+
+def test_deterministic_for_a_seed():
+    problem = Bosons(d=2)
+    s = settings("smoke", epochs=20, n_predict=500)
+    a = DSMSolver().solve(problem, TIMES[::10], s, Context(seed=3))
+    b = DSMSolver().solve(problem, TIMES[::10], s, Context(seed=3))
+    c = DSMSolver().solve(problem, TIMES[::10], s, Context(seed=4))
+    np.testing.assert_array_equal(a.var, b.var)
+    np.testing.assert_array_equal(a.marginals, b.marginals)
+    assert a.diagnostics["loss_curve"]["loss"] == b.diagnostics["loss_curve"]["loss"]
+    assert not np.array_equal(a.var, c.var)
+
+
+def test_checkpoints_are_handed_over():
+    problem = Oscillator(p0=0.5)
+    got = []
+    s = settings("smoke", epochs=30, checkpoint_samples=300)
+    DSMSolver().solve(problem, TIMES[::20], s,
+                      Context(seed=0, checkpoint=got.append, checkpoint_every=1e-9))
+    assert len(got) == 3 and all(p.n_samples == 300 for p in got)
+    assert [p.diagnostics["epoch"] for p in got] == [10, 20, 30]
+
+
+def test_time_limit_stops_training():
+    s = settings("smoke", epochs=1_000_000, time_limit=1.0, n_predict=500)
+    pred = DSMSolver().solve(Oscillator(p0=0.5), TIMES[::10], s, Context(seed=0))
+    diag = pred.diagnostics
+    assert diag["time_limited"] and 1 <= diag["epochs"] < 1_000_000 and pred.finite
+    assert diag["train_s"] < 1.0 + 10 * diag["s_per_epoch"] + 5
+
+
+def test_blow_up_raises_solver_diverged():
+    """A learning rate far too large makes the loss explode: SolverDiverged, not garbage."""
+    problem = Oscillator(p0=0.5)
+    s = settings("smoke", lr=50.0, lr_final=None, epochs=200, log_every=5, blowup=10.0)
+    with pytest.raises(SolverDiverged):
+        DSMSolver().solve(problem, TIMES[::10], s, Context(seed=0))
+
+
+def test_nan_raises_solver_diverged(monkeypatch):
+    import solvers.dsm.train as train_mod
+
+    def poisoned(*args, **kwargs):
+        nan = torch.tensor(float("nan"))
+        return nan, nan
+
+    monkeypatch.setattr(train_mod, "loss_terms", poisoned)
+    monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: None)
+    with pytest.raises(SolverDiverged, match="not finite"):
+        DSMSolver().solve(Bosons(d=2), TIMES[::10], settings("smoke", epochs=10), Context(seed=0))
+
+
+def test_bosons_without_interaction_stay_stationary():
+    """g = 0: the ground state does not move; the smoke preset keeps Var ≈ ħ/(2mω) = 0.05."""
+    problem = Bosons(d=2, g=0.0)
+    pred = DSMSolver().solve(problem, TIMES[::10], settings("smoke"), Context(seed=0))
+    ref = problem.exact(TIMES[::10])
+    noise = 0.05 * math.sqrt(2 / pred.n_samples) * 4  # 4σ of the sample variance
+    assert np.abs(pred.var - ref.var).max() < 0.05 * 0.1 + noise
+    assert np.abs(pred.mean).max() < 0.02
+
+
+# ---------------------------------------------------------------------------------------------
+# accuracy at the quick preset (minutes)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_quick_oscillator_with_momentum():
+    problem = Oscillator(p0=0.5)
+    pred = DSMSolver().solve(problem, TIMES, settings("quick"), Context(seed=0))
+    ref = problem.exact(TIMES)
+    ours = score(pred, ref)
+    static = score(static_prediction(problem, TIMES), ref)
+    assert ours["var_rel_l2"] <= 0.05
+    assert ours["density_l1"] * 10 <= static["density_l1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d,target", [(2, 0.01), (3, 0.03), (4, 0.03)])
+def test_quick_bosons_against_certified_reference(d, target, tmp_path_factory):
+    from harness.reference import compute_reference
+
+    problem = Bosons(d=d)
+    ref = compute_reference(problem, TIMES, tmp_path_factory.mktemp("ref"))
+    pred = DSMSolver().solve(problem, TIMES, settings("quick"), Context(seed=0))
+    assert pred.diagnostics["train_s"] < 300 * 1.5  # the quick preset's budget, some slack
+    assert score(pred, ref.prediction)["var_rel_l2"] <= target
