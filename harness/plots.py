@@ -99,12 +99,13 @@ def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
         axes[1].legend(fontsize=7)
         files += _save(fig, out / f"moments_{name}")
 
-        trained = {k: c.diagnostics for k, c in curves.items() if "loss" in c.diagnostics}
+        trained = {k: c.diagnostics["loss_curve"] for k, c in curves.items()
+                   if "loss_curve" in c.diagnostics}
         if trained:
             fig, ax = plt.subplots(figsize=(5, 3.5))
-            for label, diag in trained.items():
-                ax.plot(np.asarray(diag["loss"], dtype=float), label=label)
-            ax.set(yscale="log", xlabel="logged step", ylabel="training loss", title=f"{problem} d={d}")
+            for label, curve in trained.items():
+                ax.plot(curve["epoch"], np.asarray(curve["loss"], dtype=float), label=label)
+            ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title=f"{problem} d={d}")
             ax.legend(fontsize=7)
             files += _save(fig, out / f"loss_{name}")
 

@@ -20,7 +20,7 @@ from harness.api import SolverDiverged
 from harness.observables import prediction_from_samples
 from solvers.dsm.loss import loss_terms
 from solvers.dsm.nets import PairMLP
-from solvers.threads import for_matmul, threads
+from solvers.training import for_matmul, subsample_curve, threads
 
 
 def _drift(net: PairMLP, problem, x, t_value: float):
@@ -247,7 +247,7 @@ def train(problem, times, settings, ctx):
         "n_params": n_params,
         "train_s": train_s,
         "s_per_epoch": train_s / max(1, epochs_done),
-        "loss_curve": _subsample(curve, 400),
+        "loss_curve": subsample_curve(curve, 400),
         "final_loss": curve["loss"][-1] if curve["loss"] else None,
         "points_per_epoch": settings.batch * (settings.M + 1),
     }
@@ -255,11 +255,3 @@ def train(problem, times, settings, ctx):
     pred = predict(net, problem, times, settings, device, ctx.seed, None, diagnostics)
     diagnostics["predict_s"] = time.perf_counter() - t0
     return pred
-
-
-def _subsample(curve: dict, keep: int) -> dict:
-    n = len(curve["epoch"])
-    if n <= keep:
-        return curve
-    idx = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
-    return {k: [v[i] for i in idx] for k, v in curve.items()}

@@ -157,7 +157,7 @@ class PINNSolver(Solver):
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
               ctx: Context) -> Prediction:
         from solvers.pinn.train import thread_count, train
-        from solvers.threads import threads
+        from solvers.training import threads
 
         self.check(settings, problem)
         with threads(thread_count(settings, problem.d, ctx.device)):

@@ -13,7 +13,7 @@ import torch
 
 from harness.api import Context, Prediction, Problem, SolverDiverged
 from harness.observables import grid_observables, sample_observables
-from solvers.threads import for_matmul, threads
+from solvers.training import for_matmul, subsample_curve, threads
 from solvers.pinn.net import PsiNet
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -22,7 +22,7 @@ AUTO_GRID = {1: 401, 2: 161, 3: 61}
 
 
 def thread_count(settings, d: int, device: str) -> int | None:
-    """Threads for an epoch on the CPU (solvers.threads): its layer matmuls have
+    """Threads for an epoch on the CPU (solvers.training): its layer matmuls have
     n_colloc × (2 + 2·(probes or d)) rows."""
     if device != "cpu":
         return settings.threads or None
@@ -383,14 +383,6 @@ class Trainer:
         return total, terms
 
 
-def _subsample(curve: dict, keep: int) -> dict:
-    n = len(curve["epoch"])
-    if n <= keep:
-        return curve
-    idx = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
-    return {k: [v[i] for i in idx] for k, v in curve.items()}
-
-
 def train(problem: Problem, times: np.ndarray, settings, ctx: Context) -> Prediction:
     """Fit ψ_θ and return the Prediction at ``times`` (PINNSolver.solve's body)."""
     tr = Trainer(problem, settings, ctx)
@@ -462,7 +454,7 @@ def train(problem: Problem, times: np.ndarray, settings, ctx: Context) -> Predic
         "s_per_epoch": fit_s / max(1, s.epochs),
         "checkpoint_s": paused,
         "final_loss": curve["loss"][-1] if curve["loss"] else None,
-        "loss_curve": _subsample(curve, 200),
+        "loss_curve": subsample_curve(curve, 200),
         "amplitude": tr.ansatz.A,
     }
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
-"""Thread control shared by the torch solvers: small matmuls run on one intra-op thread.
+"""Helpers shared by the training solvers (dsm, pinn): thread control and loss-curve thinning.
 
-On an idle machine a second thread gains little when an op's matmul is small (rows × width²
+Small matmuls run on one intra-op thread: on an idle machine a second thread gains little when an op's matmul is small (rows × width²
 under 10⁸ multiply-adds); on a busy one every op waits at a barrier for a descheduled thread
 (measured here under load: 0.3 s vs 5.4 s per PINN epoch; the DSM smoke preset 30× slower)."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 
 #: multiply-adds per matmul under which one thread is used
@@ -32,3 +33,13 @@ def for_matmul(rows: int, width: int, fixed: int = 0) -> int | None:
     if fixed:
         return fixed
     return 1 if rows * width**2 < SMALL_MATMUL else None
+
+
+def subsample_curve(curve: dict[str, list], keep: int) -> dict[str, list]:
+    """At most ``keep`` evenly spread entries of a loss curve (parallel lists keyed by name,
+    one of them ``epoch``), first and last included."""
+    n = len(curve["epoch"])
+    if n <= keep:
+        return curve
+    idx = np.unique(np.linspace(0, n - 1, keep).round().astype(int))
+    return {k: [v[i] for i in idx] for k, v in curve.items()}
