@@ -82,7 +82,8 @@ class Problem(ABC):
 
     Subclasses are frozen dataclasses whose fields are the named parameters (with defaults);
     ``potential``, ``grad_potential``, ``log_psi0``, ``u0`` and ``v0`` take ``x`` of shape
-    ``(..., d)`` as a numpy, torch or jax array and return the same kind of array.
+    ``(..., d)`` as a numpy, torch or jax array and return the same kind of array; the time ``t``
+    is a Python float (one time per call).
     """
 
     name: ClassVar[str]
