@@ -68,7 +68,8 @@ def _fmt(value: float, digits: int = 3) -> str:
 @click.option("--d", type=int, default=None, help="Dimension (number of particles / axes).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Problem parameter (repeatable).")
 @click.option("--solver", "solver_names", multiple=True, metavar="NAME",
-              help="Solver to run (repeatable or comma-separated); default: every solver that supports the problem.")
+              help="Solver to run (repeatable or comma-separated); default: every solver "
+                   "(those that refuse the problem are stored as `unsupported`).")
 @click.option("--preset", default=None, help="Settings preset: smoke, quick (default) or paper.")
 @click.option("--set", "sets", multiple=True, metavar="K=V", help="Solver setting (repeatable).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -88,12 +89,7 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
     names = [n for arg in solver_names for n in arg.split(",") if n]
     solvers = [reg.solver(n) for n in names] if names else list(reg.solvers.values())
     jobs = plan(problem, prob, solvers, preset, parse_pairs(sets, "--set"), seed, device, n_times)
-    if not names:  # every solver that supports the problem, with the chosen settings
-        for job in jobs:
-            ok, reason = job.solver().supports(prob, job.settings)
-            if not ok:
-                console.print(f"[yellow]{job.solver.name} skipped[/]: {reason}")
-        jobs = [job for job in jobs if job.solver().supports(prob, job.settings)[0]]
+    if not names:  # every solver; those that refuse the problem are stored as `unsupported`
         for name, reason in reg.unavailable.items():
             console.print(f"[yellow]solver {name} unavailable[/]: {reason}")
     store = Store(store_path)

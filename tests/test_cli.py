@@ -108,10 +108,14 @@ def test_failing_solvers_become_rows_and_others_still_run(monkeypatch, capsys, t
     store = tmp_path / "runs.parquet"
     code, out, _ = call(monkeypatch, capsys, "run", "--problem", "oscillator", "--plugin", PLUGIN,
                         "--solver", "raises", "--solver", "nans", "--solver", "static",
-                        "--store", str(store), "--times", "5", "--preset", "smoke")
+                        "--solver", "refuses", "--store", str(store), "--times", "5",
+                        "--preset", "smoke")
     assert code == 0
     table = pd.read_parquet(store).set_index("solver")
     assert table.loc["raises", "status"] == "failed"
     assert "deliberate failure" in table.loc["raises", "error"]
     assert table.loc["nans", "status"] == "failed" and "NaN" in table.loc["nans", "error"]
     assert table.loc["static", "status"] == "ok"
+    assert table.loc["refuses", "status"] == "unsupported"
+    assert table.loc["refuses", "error"] == "refuses every problem"
+    assert "unsupported" in out

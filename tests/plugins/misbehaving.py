@@ -34,6 +34,13 @@ class Nans(Solver):
         return prediction_from_samples(times, x, problem.marginal_edges())
 
 
+class Refuses(StaticSolver):
+    name = "refuses"
+
+    def supports(self, problem, settings=None):
+        return False, "refuses every problem"
+
+
 class Sleeps(Solver):
     name = "sleeps"
     Settings = Settings
