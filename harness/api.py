@@ -150,6 +150,26 @@ class Problem(ABC):
         A reference may then solve on a grid of one dimension fewer (DESIGN §6)."""
         return None
 
+    def exchangeable(self) -> bool:
+        """True when V(·, t) and ψ0 are unchanged by relabelling the coordinates (identical
+        particles): then ψ stays symmetric, every coordinate has the same marginal, and a solver
+        may relabel its samples at random. Checked numerically on random points by default."""
+        if self.d == 1:
+            return True
+        rng = np.random.default_rng(0)
+        x = 2.0 * self.sample_initial(64, rng)
+        perm = np.roll(np.arange(self.d), 1)
+        swap = np.arange(self.d)
+        swap[:2] = 1, 0  # a cycle and a transposition generate every permutation
+        ok = True
+        for p in (perm, swap):
+            for t in (0.0, 0.37 * self.T):
+                ok &= np.allclose(np.asarray(self.potential(x, t)),
+                                  np.asarray(self.potential(x[:, p], t)), rtol=1e-10, atol=1e-12)
+            ok &= all(np.allclose(a, b, atol=1e-10)
+                      for a, b in zip(self.log_psi0(x), self.log_psi0(x[:, p])))
+        return bool(ok)
+
     # -- initial state ------------------------------------------------------------------------
     @abstractmethod
     def log_psi0(self, x):

@@ -26,6 +26,13 @@ def sample_observables(samples: np.ndarray, edges: np.ndarray, weights: np.ndarr
     return mean, var, marg
 
 
+def relabel(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each sample (last axis: coordinates) with its coordinates in a random order: samples of
+    the symmetrised density, the physical one for identical particles (Problem.exchangeable)."""
+    order = np.argsort(rng.random(samples.shape), axis=-1)
+    return np.take_along_axis(samples, order, axis=-1)
+
+
 def prediction_from_samples(times, samples_at, edges, diagnostics=None) -> Prediction:
     """A Prediction from samples per time: ``samples_at`` is (K, n, d) or a list of (n_k, d)."""
     stats = [sample_observables(s, edges) for s in samples_at]

@@ -5,7 +5,8 @@ import pytest
 
 from harness.api import Prediction
 from harness.metrics import density_l1, noise_floor, score
-from harness.observables import bin_density, gaussian_bins, grid_observables, prediction_from_samples
+from harness.observables import (bin_density, gaussian_bins, grid_observables, prediction_from_samples,
+                                 relabel)
 from problems import Oscillator
 
 OSC = Oscillator(d=2, x0=0.3, p0=0.5)
@@ -72,3 +73,13 @@ def test_sample_and_grid_helpers_agree_with_exact_gaussians():
     np.testing.assert_allclose(mean, 0.2, atol=1e-10)
     np.testing.assert_allclose(var, 0.09, rtol=1e-8)
     assert np.abs(marg - exact).max() < 1e-6
+
+
+def test_relabel_permutes_each_sample_and_symmetrises_the_marginals():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 20_000, 2)) * np.array([0.5, 2.0])  # two unequal coordinates
+    y = relabel(x, rng)
+    np.testing.assert_array_equal(np.sort(y, axis=-1), np.sort(x, axis=-1))
+    var = y.var(axis=1)
+    np.testing.assert_allclose(var[:, 0], var[:, 1], rtol=0.05)
+    np.testing.assert_allclose(var.mean(), (0.25 + 4.0) / 2, rtol=0.05)

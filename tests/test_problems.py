@@ -115,3 +115,10 @@ def test_problems_are_hashable_and_frozen():
     assert hash(Bosons(d=4)) == hash(Bosons(d=4))
     with pytest.raises(AttributeError):
         Bosons().d = 3
+
+
+def test_exchangeable_problems_are_recognised():
+    """Identical particles (V and ψ0 symmetric under relabelling) and problems that are not."""
+    assert Bosons(d=3).exchangeable() and Oscillator(d=2, p0=0.5).exchangeable()
+    assert DoubleWell(d=2).exchangeable() and not DoubleWell(d=3).exchangeable()  # open chain
+    assert Oscillator(d=1).exchangeable()

@@ -64,17 +64,22 @@ def time_weights(t: torch.Tensor, T: float, kind: str):
     return torch.sqrt(torch.expm1(2 * (T - t))), torch.sqrt(torch.expm1(T - t))
 
 
-def residuals(net: PairMLP, problem, x: torch.Tensor, t: torch.Tensor, engine: str = "adjoint",
-              probes: torch.Tensor | None = None, jet=None):
-    """R_u, R_v (P, d) at points x (P, d) and times t (P, 1).
+def initial_velocities(problem, x: torch.Tensor):
+    """``initial_terms`` of u0 and of v0 at x: constants of the loss (independent of θ), computed
+    apart so that a compiled loss need not trace torch.func transforms of the problem's code."""
+    with torch.no_grad():
+        return initial_terms(problem.u0, x) + initial_terms(problem.v0, x)
 
-    ``jet``: a replacement for ``net.jet`` (e.g. its torch.compile'd version)."""
+
+def residuals(net: PairMLP, problem, x: torch.Tensor, t: torch.Tensor, engine: str = "adjoint",
+              probes: torch.Tensor | None = None, init=None):
+    """R_u, R_v (P, d) at points x (P, d) and times t (P, 1); ``init``: the
+    ``initial_velocities`` at x (computed here when not given)."""
     if engine == "func":
         out, out_t, jac, grad_div = func_derivatives(net, x, t)
     else:
-        out, out_t, jac, grad_div = (jet or net.jet)(x, t, probes)
-    u0, ju0, gu0 = initial_terms(problem.u0, x)
-    v0, jv0, gv0 = initial_terms(problem.v0, x)
+        out, out_t, jac, grad_div = net.jet(x, t, probes)
+    u0, ju0, gu0, v0, jv0, gv0 = initial_velocities(problem, x) if init is None else init
     tt = t.unsqueeze(-1)
     u = t * out[0] + u0
     v = t * out[1] + v0
@@ -96,10 +101,10 @@ def residuals(net: PairMLP, problem, x: torch.Tensor, t: torch.Tensor, engine: s
 
 
 def loss_terms(net: PairMLP, problem, x, t, weights: str = "paper", engine: str = "adjoint",
-               probes=None, jet=None, mask=None):
+               probes=None, init=None, mask=None):
     """Sums over the points and components of (w_u R_u)² and (w_v R_v)² (divide by P·d);
     ``mask`` (P, 1) weights points (0 for padding)."""
-    r_u, r_v = residuals(net, problem, x, t, engine, probes, jet)
+    r_u, r_v = residuals(net, problem, x, t, engine, probes, init)
     w_u, w_v = time_weights(t, problem.T, weights)
     if mask is not None:
         w_u, w_v = w_u * mask, w_v * mask

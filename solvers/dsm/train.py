@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 
 from harness.api import SolverDiverged
-from harness.observables import prediction_from_samples
-from solvers.dsm.loss import loss_terms
+from harness.observables import prediction_from_samples, relabel
+from solvers.dsm.loss import initial_velocities, loss_terms
 from solvers.dsm.nets import PairMLP
 from solvers.training import for_matmul, subsample_curve, threads
 
@@ -31,18 +32,25 @@ def _drift(net: PairMLP, problem, x, t_value: float):
 
 
 @torch.no_grad()
-def sample_paths(net, problem, x0, times, gen, record=None):
-    """Euler–Maruyama from x0 (B, d) along the grid ``times`` (increasing, times[0] = 0).
+def sample_paths(net, problem, x0, times, gen, record=None, scheme="heun"):
+    """Paths of dX = (u + v) dt + √(ħ/m) dW from x0 (B, d) along the grid ``times`` (increasing,
+    times[0] = 0): Euler–Maruyama (``"euler"``, weak order 1) or the stochastic Heun predictor–
+    corrector (``"heun"``: weak order 2 for this additive noise, two drift evaluations a step).
 
     ``record`` (bool per grid time) selects which states are returned, as a list.
     No autograd graph is built."""
     x = x0
     out = [x] if record is None or record[0] else []
     sqrt_ratio = math.sqrt(problem.hbar / problem.m)
+    drift = _drift(net, problem, x, float(times[0]))
     for i in range(len(times) - 1):
         dt = float(times[i + 1] - times[i])
-        noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        x = x + _drift(net, problem, x, float(times[i])) * dt + sqrt_ratio * math.sqrt(dt) * noise
+        kick = sqrt_ratio * math.sqrt(dt) * torch.randn(x.shape, generator=gen, device=x.device,
+                                                        dtype=x.dtype)
+        guess = x + drift * dt + kick
+        next_drift = _drift(net, problem, guess, float(times[i + 1]))
+        x = guess if scheme == "euler" else x + 0.5 * (drift + next_drift) * dt + kick
+        drift = next_drift if scheme == "euler" else _drift(net, problem, x, float(times[i + 1]))
         if record is None or record[i + 1]:
             out.append(x)
     return out
@@ -91,8 +99,40 @@ def chunking(P: int, target: int) -> tuple[int, int]:
     return k, math.ceil(P / k)
 
 
-def epoch_step(net, opt, problem, X, T, settings, gen, jet=None):
-    """One optimiser step on the points X, T; returns the detached (L_u, L_v)."""
+def loss_function(net, problem, settings):
+    """loss_terms(x, t, probes, init, mask) for this net and problem: torch.compile'd when
+    ``settings.compile`` (inductor fuses the elementwise work between the matmuls; the problem's
+    initial velocities are computed outside it, in eager mode)."""
+    def eager(x, t, probes, init, mask):
+        return loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
+                          init, mask)
+
+    if not settings.compile:
+        return eager
+    compiled = torch.compile(eager, dynamic=False)
+    chosen = []
+
+    def loss(*args):
+        if not chosen:  # the first call compiles; where inductor cannot (no C++ compiler), eager
+            try:
+                with warnings.catch_warnings():  # dynamo's note on array-api-compat's lru_cache
+                    warnings.filterwarnings("ignore", message="Dynamo detected a call to a")
+                    out = compiled(*args)
+                chosen.append(compiled)
+                return out
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
+                warnings.warn(f"dsm: torch.compile failed ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:120]}); training in eager mode")
+                chosen.append(eager)
+        return chosen[0](*args)
+    return loss
+
+
+def epoch_step(net, opt, problem, X, T, settings, gen, loss=None):
+    """One optimiser step on the points X, T; returns the detached (L_u, L_v).
+
+    ``loss``: the function from ``loss_function`` (built here when not given)."""
+    loss = loss or loss_function(net, problem, settings)
     opt.zero_grad(set_to_none=True)
     P, d = X.shape
     k, chunk = chunking(P, settings.chunk or auto_chunk(d, settings.width, settings.probes))
@@ -113,8 +153,7 @@ def epoch_step(net, opt, problem, X, T, settings, gen, jet=None):
             probes = torch.randint(0, 2, (x.shape[0], settings.probes, d), generator=gen,
                                    device=x.device).to(x.dtype) * 2 - 1
         m = None if mask is None else mask[lo:lo + chunk]
-        lu, lv = loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
-                            jet, m)
+        lu, lv = loss(x, t, probes, initial_velocities(problem, x), m)
         ((lu + lv) / (2 * denom)).backward()
         total_u = total_u + lu.detach()
         total_v = total_v + lv.detach()
@@ -144,9 +183,11 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
         n = min(settings.predict_batch, n_samples - lo)
         x0 = torch.as_tensor(problem.sample_initial(n, rng), dtype=dtype, device=device)
         with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
-            states = sample_paths(net, problem, x0, grid, gen, record)
+            states = sample_paths(net, problem, x0, grid, gen, record, settings.scheme)
         chunks.append(torch.stack(states).cpu().numpy())
     at_record = np.concatenate(chunks, axis=1)  # (n_recorded, n, d)
+    if settings.relabel and problem.exchangeable():
+        at_record = relabel(at_record, np.random.default_rng([seed, 8]))
     index = np.cumsum(record) - 1
     samples = at_record[index[pos]]
     return prediction_from_samples(times, samples, problem.marginal_edges(), diagnostics)
@@ -169,18 +210,11 @@ def train(problem, times, settings, ctx):
     cpu_gen = torch.Generator().manual_seed(ctx.seed + 2)
     rng = ctx.rng(1)
 
-    jet = torch.compile(net.jet, dynamic=False) if settings.compile else None
+    loss_fn = loss_function(net, problem, settings)
 
     cpu = device.type == "cpu"
     path_threads = for_matmul(settings.batch, settings.width, settings.threads) if cpu else None
-    directions = 2 + problem.d + (settings.probes or problem.d)
-    _, chunk = chunking(settings.batch * (settings.M + 1),
-                        settings.chunk or auto_chunk(problem.d, settings.width, settings.probes))
-    # elementwise ops on (2, directions, chunk, width) tensors: 1 thread below 5·10⁶ elements
-    # (the quick preset; measured at load 5: 2 threads ~3 s per quick epoch, 1 thread ~1 s)
-    loss_threads = None
-    if cpu and (settings.threads or 2 * directions * chunk * settings.width < 5e6):
-        loss_threads = settings.threads or 1
+    loss_threads = settings.threads if cpu and settings.threads else None
     log_every = max(1, settings.log_every)
     buffer = torch.zeros((log_every, 2), device=device, dtype=dtype)
     curve = {"epoch": [], "loss": [], "loss_u": [], "loss_v": [], "wall_s": []}
@@ -210,7 +244,7 @@ def train(problem, times, settings, ctx):
             X, T = training_points(net, problem, x0_block[epoch % block], settings.N, settings.M,
                                    gen, cpu_gen)
         with threads(loss_threads):
-            lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, jet)
+            lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, loss_fn)
         epochs_done = epoch + 1
         buffer[epoch % log_every, 0] = lu
         buffer[epoch % log_every, 1] = lv

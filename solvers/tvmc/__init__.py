@@ -48,8 +48,7 @@ import numpy as np
 
 from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, UserError
 from harness.observables import prediction_from_samples
-from solvers.tvmc.structure import (couples_coordinates, fit_initial, parity_even, proposal_factor,
-                                    symmetric)
+from solvers.tvmc.structure import couples_coordinates, fit_initial, parity_even, proposal_factor
 
 INTEGRATORS = ("euler", "heun", "rk4")
 PAIRS = ("auto", "gauss", "hermite", "none")
@@ -139,7 +138,7 @@ class TVMCSolver(Solver):
         rng = np.random.default_rng(12345)
         if problem.time_dependent:
             return False, "tvmc evolves with a time-independent Hamiltonian only"
-        if not symmetric(problem, rng):
+        if not problem.exchangeable():
             return False, "the tvmc ansatz is symmetric under relabelling coordinates, V or ψ0 not"
         fit, resid = fit_initial(problem, rng)
         if resid > 1e-8:

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from harness.observables import relabel
 from solvers.tvmc.structure import chain_stats, proposal_factor
 
 
@@ -52,8 +53,7 @@ class Recorder:
         if not np.all(np.isfinite(x)):
             raise Diverged(f"tvmc: non-finite samples at t={t:.4g}")
         if self.s.relabel and self.d > 1:
-            perm = np.argsort(self.rng.random(x.shape), axis=-1)
-            x = np.take_along_axis(x, perm, axis=-1)
+            x = relabel(x, self.rng)
         acc = vs.sampler_state.acceptance
         mean, var, mean_err, var_err = chain_stats(x)
         if not self.s.sigma:  # the proposal follows the packet's covariance

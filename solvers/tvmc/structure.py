@@ -79,21 +79,6 @@ def parity_even(problem: Problem, fit: Initial, rng: np.random.Generator) -> boo
     return bool(np.allclose(v_mirror, v, rtol=1e-10, atol=1e-12))
 
 
-def symmetric(problem: Problem, rng: np.random.Generator) -> bool:
-    """V and ψ0 unchanged by relabelling the coordinates (checked on random points)."""
-    if problem.d == 1:
-        return True
-    x = problem.sample_initial(64, rng) * 2.0
-    perm = rng.permutation(problem.d)
-    if np.all(perm == np.arange(problem.d)):
-        perm = np.roll(perm, 1)
-    v, vp = np.asarray(problem.potential(x, 0.0)), np.asarray(problem.potential(x[:, perm], 0.0))
-    la, ph = problem.log_psi0(x)
-    lap, php = problem.log_psi0(x[:, perm])
-    return bool(np.allclose(v, vp, rtol=1e-10, atol=1e-12) and np.allclose(la, lap, atol=1e-10)
-                and np.allclose(ph, php, atol=1e-10))
-
-
 def proposal_factor(x: np.ndarray, s: Settings) -> np.ndarray:
     """Cholesky factor L of the Metropolis proposal covariance L Lᵀ: σ² I with a fixed σ, else
     (step_scale² / d) × the covariance of samples x (n, d) (Haario's adaptive Metropolis)."""
