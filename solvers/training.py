@@ -28,11 +28,12 @@ def threads(n: int | None):
             torch.set_num_threads(before)
 
 
-def for_matmul(rows: int, width: int, fixed: int = 0) -> int | None:
-    """``fixed`` threads when set, else 1 for a small (rows × width²) matmul, else unchanged."""
+def for_matmul(rows: int, width: int, fixed: int = 0, small: float = SMALL_MATMUL) -> int | None:
+    """``fixed`` threads when set, else 1 for a matmul of fewer than ``small`` multiply-adds
+    (rows × width²), else unchanged."""
     if fixed:
         return fixed
-    return 1 if rows * width**2 < SMALL_MATMUL else None
+    return 1 if rows * width**2 < small else None
 
 
 def subsample_curve(curve: dict[str, list], keep: int) -> dict[str, list]:
