@@ -60,7 +60,10 @@ class Store:
         """All stored runs (empty with the Record columns when nothing is stored yet)."""
         if not self.path.exists():
             return pd.DataFrame(columns=list(Record.__dataclass_fields__))
-        return pd.read_parquet(self.path)
+        # one open handle pins one file: read by path, pyarrow may take the size of the old
+        # table and the bytes of the one a writer has just swapped in (a torn read)
+        with open(self.path, "rb") as fh:
+            return pd.read_parquet(fh)
 
     def get(self, key: str) -> dict | None:
         """The stored row of ``key`` as a dict, or None."""

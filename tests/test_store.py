@@ -1,10 +1,13 @@
 """The results store: atomic Parquet rows that pandas reads in one line, curves beside them."""
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 
 from harness.record import METRICS, Record
-from harness.store import Store
+from harness.store import Store, _atomic
 from problems import Oscillator
 
 
@@ -30,3 +33,29 @@ def test_round_trip_and_replace(tmp_path):
     # no temporary files are left behind by the atomic writes
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == \
         ["k1.npz", "runs.parquet", "runs.parquet.lock"]
+
+
+def test_reading_while_a_writer_replaces_the_table_never_tears(tmp_path):
+    """pandas.read_parquet(path) can take the size of one file and the bytes of its replacement
+    (measured here: a quarter of reads fail while a writer loops); Store.table() reads one file."""
+    store = Store(tmp_path / "runs.parquet")
+    pd.DataFrame({"a": [0]}).to_parquet(store.path)
+    done = threading.Event()
+
+    def writer():
+        i = 0
+        while not done.is_set():
+            i += 1
+            n = 50 + (i % 7) * 200  # tables of different sizes
+            with _atomic(store.path, ".parquet") as tmp:
+                pd.DataFrame({"a": np.arange(n), "s": ["x" * (i % 13)] * n}).to_parquet(tmp)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.time() + 2.0
+        while time.time() < deadline:
+            assert len(store.table()) >= 1
+    finally:
+        done.set()
+        thread.join()

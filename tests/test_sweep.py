@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.store import Store
+
 HARNESS = str(Path(sys.executable).parent / "harness")
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "misbehaving.py")
@@ -70,7 +72,7 @@ def test_killing_a_sweep_loses_no_finished_run_and_rerunning_resumes(tmp_path):
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and (not store.exists() or len(pd.read_parquet(store)) < 2):
+    while time.time() < deadline and len(Store(store).table()) < 2:  # read while it writes
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
