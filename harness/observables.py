@@ -29,6 +29,8 @@ def sample_observables(samples: np.ndarray, edges: np.ndarray, weights: np.ndarr
 def relabel(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Each sample (last axis: coordinates) with its coordinates in a random order: samples of
     the symmetrised density, the physical one for identical particles (Problem.exchangeable)."""
+    if samples.shape[-1] < 2:  # one coordinate: nothing to relabel
+        return samples
     order = np.argsort(rng.random(samples.shape), axis=-1)
     return np.take_along_axis(samples, order, axis=-1)
 

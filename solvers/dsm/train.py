@@ -24,8 +24,14 @@ from solvers.dsm.nets import PairMLP
 from solvers.training import for_matmul, subsample_curve, threads
 
 
-#: multiply-adds under which the path steps' matmuls run on one thread (see ``train``)
-PATH_SMALL = 1e7
+def path_threads(settings, device: torch.device) -> int | None:
+    """Threads for the sequential path steps on the CPU: their matmuls set the pace. At the
+    paper's 100 × 500² two threads take 1000 steps in 1.05 s against 1.83 s on one (idle
+    machine); at the quick preset's 100 × 128² a second thread gains 12 % and costs much more
+    on a loaded machine, so one thread below 10⁷ multiply-adds."""
+    if device.type != "cpu":
+        return None
+    return for_matmul(settings.batch, settings.width, settings.threads, small=1e7)
 
 
 def _drift(net: PairMLP, problem, x, t_value: float):
@@ -216,12 +222,8 @@ def train(problem, times, settings, ctx):
 
     loss_fn = loss_function(net, problem, settings)
 
-    cpu = device.type == "cpu"
-    # the path steps are sequential, so their matmuls set the pace: at the paper's 100 × 500²
-    # two threads take 1000 steps in 1.05 s against 1.83 s on one (idle machine); at the quick
-    # preset's 100 × 128² a second thread gains 12 % and costs much more on a loaded machine
-    path_threads = for_matmul(settings.batch, settings.width, settings.threads, PATH_SMALL) if cpu else None
-    loss_threads = settings.threads if cpu and settings.threads else None
+    paths_n = path_threads(settings, device)
+    loss_threads = settings.threads if device.type == "cpu" and settings.threads else None
     log_every = max(1, settings.log_every)
     buffer = torch.zeros((log_every, 2), device=device, dtype=dtype)
     curve = {"epoch": [], "loss": [], "loss_u": [], "loss_v": [], "wall_s": []}
@@ -247,7 +249,7 @@ def train(problem, times, settings, ctx):
             x0_block = torch.as_tensor(
                 np.stack([problem.sample_initial(settings.batch, rng) for _ in range(block)]),
                 dtype=dtype, device=device)
-        with threads(path_threads):
+        with threads(paths_n):
             X, T = training_points(net, problem, x0_block[epoch % block], settings.N, settings.M,
                                    gen, cpu_gen)
         with threads(loss_threads):

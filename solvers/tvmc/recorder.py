@@ -52,7 +52,7 @@ class Recorder:
         x = x.reshape(self.s.n_chains, -1, self.d)
         if not np.all(np.isfinite(x)):
             raise Diverged(f"tvmc: non-finite samples at t={t:.4g}")
-        if self.s.relabel and self.d > 1:
+        if self.s.relabel:
             x = relabel(x, self.rng)
         acc = vs.sampler_state.acceptance
         mean, var, mean_err, var_err = chain_stats(x)

@@ -13,8 +13,8 @@ import torch
 from problems import Bosons
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import PATH_SMALL, epoch_step, training_points
-from solvers.training import for_matmul, threads
+from solvers.dsm.train import epoch_step, path_threads, training_points
+from solvers.training import threads
 
 
 @pytest.mark.parametrize("d", [2, 4])
@@ -28,7 +28,7 @@ def test_bench_paper_epoch(benchmark, d):
 
     def epoch():
         x0 = torch.as_tensor(problem.sample_initial(s.batch, rng), dtype=torch.float32)
-        with threads(for_matmul(s.batch, s.width, s.threads, PATH_SMALL)):  # the solver's policy for the small path steps
+        with threads(path_threads(s, torch.device("cpu"))):  # the solver's own policy
             X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen)
         lu, lv = epoch_step(net, opt, problem, X, T, s, gen)
         return float(lu + lv)
