@@ -9,6 +9,7 @@ killing the sweep loses no finished run, and rerunning it resumes (finished keys
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import signal
 import subprocess
@@ -74,10 +75,12 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
     return requests
 
 
-def run_isolated(request: Request, reference: Reference, timeout: float | None):
+def run_isolated(request: Request, reference: Reference, timeout: float | None,
+                 threads: int | None = None):
     """Run one request in a fresh Python process; return (record, prediction, checkpoints).
 
-    The child's fate becomes the status: a timeout -> ``timeout``; killed by SIGKILL (what the
+    ``threads`` caps the child's OpenMP/BLAS threads (runs sharing a machine must not
+    oversubscribe it). The child's fate becomes the status: a timeout -> ``timeout``; killed by SIGKILL (what the
     kernel's out-of-memory killer sends) -> ``oom``; any other death -> ``failed``."""
     job = request.job()
     with tempfile.TemporaryDirectory(prefix="qdbench-run-") as tmp:
@@ -85,7 +88,8 @@ def run_isolated(request: Request, reference: Reference, timeout: float | None):
         inp.write_bytes(pickle.dumps((request, reference)))
         try:
             proc = subprocess.run([sys.executable, "-m", "harness.worker", str(inp), str(out)],
-                                  capture_output=True, text=True, timeout=timeout)
+                                  capture_output=True, text=True, timeout=timeout,
+                                  env=_thread_env(threads))
         except subprocess.TimeoutExpired:
             return job.record(status="timeout", error=f"exceeded --timeout {timeout:g} s",
                               total_s=timeout), None, {}
@@ -99,6 +103,19 @@ def run_isolated(request: Request, reference: Reference, timeout: float | None):
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         status, error = "failed", f"worker exited with {proc.returncode}: {tail}"
     return job.record(status=status, error=error), None, {}
+
+
+def _thread_env(threads: int | None) -> dict[str, str] | None:
+    """The environment for a child limited to ``threads`` intra-op threads (None: inherited)."""
+    if threads is None:
+        return None
+    n = str(threads)
+    return {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
+def share(workers: int) -> int:
+    """Threads per run when ``workers`` runs share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def pending(requests: list[Request], store: Store, force: bool) -> list[Request]:
@@ -127,10 +144,12 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
 
 def _dispatch(tasks, executor: str, workers: int, scheduler: str | None,
               timeout: float | None) -> Iterator[tuple[Request, tuple]]:
-    """Yield (request, result) as runs finish, on threads or on a Dask cluster."""
+    """Yield (request, result) as runs finish, on threads or on a Dask cluster. Runs on this
+    machine split its cores between them; on a remote cluster each run keeps its worker's."""
+    n = share(workers) if executor == "local" or not scheduler else None
     if executor == "local":
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_isolated, req, ref, timeout): req for req, ref in tasks}
+            futures = {pool.submit(run_isolated, req, ref, timeout, n): req for req, ref in tasks}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
         return
@@ -141,7 +160,7 @@ def _dispatch(tasks, executor: str, workers: int, scheduler: str | None,
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
                                                   processes=True, dashboard_address=None)
     with Client(scheduler or cluster) as client:
-        futures = {client.submit(run_isolated, req, ref, timeout, pure=False): req for req, ref in tasks}
+        futures = {client.submit(run_isolated, req, ref, timeout, n, pure=False): req for req, ref in tasks}
         for fut in dask_completed(futures):
             yield futures[fut], fut.result()
     if cluster is not None:

@@ -29,8 +29,10 @@ def test_failures_become_rows_with_their_status_and_the_report_shows_them(tmp_pa
     harness("sweep", "--problem", "oscillator", "--solver", "raises", "sleeps", "killed", "static",
             "--preset", "smoke", "--times", "5", "--timeout", "20", "--workers", "2",
             "--plugin", PLUGIN, "--store", store, cwd=tmp_path)
-    status = pd.read_parquet(store).set_index("solver")["status"].to_dict()
-    assert status == {"raises": "failed", "sleeps": "timeout", "killed": "oom", "static": "ok"}
+    table = pd.read_parquet(store).set_index("solver")
+    assert table["status"].to_dict() == {"raises": "failed", "sleeps": "timeout", "killed": "oom",
+                                         "static": "ok"}
+    assert table.loc["static", "threads"] == max(1, os.cpu_count() // 2)  # two runs share the cores
     harness("report", "--store", store, "--out", str(tmp_path / "out"), cwd=tmp_path)
     board = (tmp_path / "out" / "LEADERBOARD.md").read_text()
     for text in ("failed×1", "timeout×1", "oom×1", "deliberate failure", "ok×1"):
