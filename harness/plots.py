@@ -1,5 +1,5 @@
 """Plots of the leaderboard (seaborn, PNG and SVG), drawn from the store's table and curves only:
-error and wall time versus d, density heat maps x–t, moments versus time, training losses, and
+error, wall time and time per iteration versus d, density heat maps x–t, moments versus time, training losses, and
 error versus wall time during training with each solver's time to reach a fixed accuracy."""
 
 from __future__ import annotations
@@ -39,25 +39,44 @@ def _slug(*parts) -> str:
     return "_".join(str(p) for p in parts).replace("/", "-").replace(" ", "")
 
 
-def scaling(table: pd.DataFrame, out: Path) -> list[Path]:
-    """Per problem: density_l1 and wall time versus d, per solver, log axes, with O(d), O(d²)
-    and exponential guide lines anchored at the smallest d."""
+def _per_iteration(diagnostics: dict) -> float:
+    """Seconds per training iteration: an epoch (dsm, pinn) or a TDVP step (tvmc); NaN else."""
+    if diagnostics.get("s_per_epoch"):
+        return float(diagnostics["s_per_epoch"])
+    if diagnostics.get("n_steps"):
+        return float(diagnostics["fit_s"]) / diagnostics["n_steps"]
+    return np.nan
+
+
+def scaling(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
+    """Per problem: density_l1, wall time and time per training iteration versus d, per solver,
+    log axes, with O(d), O(d²) and exponential guide lines anchored at the smallest d."""
     files = []
     ok = table[table.status == "ok"]
     for problem, part in ok.groupby("problem"):
         if part.d.nunique() < 2:
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, metric, label in ((axes[0], "density_l1", "density L1 error"),
-                                  (axes[1], "total_s", "wall time [s]")):
-            sns.lineplot(data=part, x="d", y=metric, hue="solver", marker="o", errorbar="sd", ax=ax)
+        part = part.assign(per_iteration=[_per_iteration(c.diagnostics) if c else np.nan
+                                          for c in map(store.curves, part.run_key)])
+        panels = [("density_l1", "density L1 error"), ("total_s", "wall time [s]"),
+                  ("per_iteration", "time per epoch / step [s]")]
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+        for ax, (metric, label) in zip(axes, panels):
+            data = part[np.isfinite(part[metric].astype(float))]
+            if data.empty:
+                ax.set_visible(False)
+                continue
+            sns.lineplot(data=data, x="d", y=metric, hue="solver", marker="o", errorbar="sd", ax=ax)
             ax.set(xscale="log", yscale="log", ylabel=label, title=f"{problem}: {label} vs d")
-            d = np.array(sorted(part.d.unique()), dtype=float)
-            y0 = float(part[part.d == d[0]][metric].median())
-            for guide, style in ((d / d[0], ":"), ((d / d[0]) ** 2, "--"), (np.exp(d - d[0]), "-.")):
+            d = np.array(sorted(data.d.unique()), dtype=float)
+            y0 = float(data[data.d == d[0]][metric].median())
+            values = data[metric].astype(float)
+            for guide, style, name in ((d / d[0], ":", "O(d)"), ((d / d[0]) ** 2, "--", "O(d²)"),
+                                       (np.exp(np.minimum(d - d[0], 300)), "-.", "exp(d)")):
                 ax.plot(d, y0 * guide, style, color="grey", lw=0.8)
-            ax.text(d[-1], y0 * d[-1] / d[0], " O(d)", color="grey", fontsize=7)
-            ax.text(d[-1], y0 * (d[-1] / d[0]) ** 2, " O(d²)", color="grey", fontsize=7)
+                inside = y0 * guide <= values.max() * 10
+                ax.text(d[inside][-1], y0 * guide[inside][-1], f" {name}", color="grey", fontsize=7)
+            ax.set_ylim(values.min() / 3, values.max() * 10)  # the data, not the guides, set the scale
         files += _save(fig, out / f"scaling_{_slug(problem)}")
     return files
 
@@ -126,4 +145,4 @@ def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
 
 def all_plots(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
     sns.set_theme(style="whitegrid", context="paper")
-    return scaling(table, out) + per_problem(store, table, out)
+    return scaling(store, table, out) + per_problem(store, table, out)

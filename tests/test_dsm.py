@@ -6,6 +6,7 @@ accuracy checks against the exact oscillator and the certified bosons reference 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import sample_paths, training_points
+from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, sample_paths,
+                               training_points)
 
 TIMES = np.linspace(0.0, 1.0, 101)[1:]
 
@@ -199,6 +201,29 @@ def test_training_points_times_and_count():
     # the off-grid times are t_k + s with s ~ U(0, ε), not snapped to the grid
     frac = (T[10:] * 50) % 1
     assert frac.std() > 0.1
+
+
+def test_compiled_epoch_matches_eager():
+    """What the quick preset runs (compiled path step and loss, oneDNN products kept opaque)
+    gives the eager epoch's points, losses and update: the compiler changes the speed, not the
+    maths. A compiler failure (the eager fallback's warning) fails the test."""
+    problem = Bosons(d=2)
+    x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
+    out = {}
+    for mode in (False, True):
+        s = settings("smoke", width=16, N=20, M=5, batch=8, compile=mode)
+        net = PairMLP(2, s.width, generator=torch.Generator().manual_seed(0))
+        opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="dsm: torch.compile")
+            step = compiled(path_step(net, problem, problem.T / s.N), mode, "path step")
+            X, T = training_points(net, problem, x0, s.N, s.M, torch.Generator().manual_seed(1),
+                                   torch.Generator().manual_seed(2), step)
+            losses = epoch_step(net, opt, problem, X, T, s, torch.Generator().manual_seed(3),
+                                loss_function(net, problem, s))
+        out[mode] = (X, T, torch.stack(losses), net.weights[1].detach().clone())
+    for eager, fast in zip(out[False], out[True]):
+        torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

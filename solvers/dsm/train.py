@@ -34,11 +34,45 @@ def path_threads(settings, device: torch.device) -> int | None:
     return for_matmul(settings.batch, settings.width, settings.threads, small=1e7)
 
 
-def _drift(net: PairMLP, problem, x, t_value: float):
-    """(u + v)(x, t) for a batch x (B, d) at one time t: t·(NN_u + NN_v) + u0 + v0."""
-    t = x.new_full((x.shape[0], 1), t_value)
-    out = net(x, t)
-    return t_value * (out[0] + out[1]) + problem.u0(x) + problem.v0(x)
+def _drift(net: PairMLP, problem, x, t):
+    """(u + v)(x, t) for a batch x (B, d) at one time t (a (1, 1) tensor, so that a compiled
+    step is not specialised to each time): t·(NN_u + NN_v) + u0 + v0."""
+    out = net(x, t.expand(x.shape[0], 1))
+    return t * (out[0] + out[1]) + problem.u0(x) + problem.v0(x)
+
+
+def path_step(net, problem, eps: float):
+    """step(x, t, z) -> (drift at x, next state) of Euler–Maruyama with step ``eps``, z ~ N(0, 1)."""
+    kick = math.sqrt(problem.hbar / problem.m * eps)
+
+    def step(x, t, z):
+        f = _drift(net, problem, x, t)
+        return f, x + f * eps + kick * z
+    return step
+
+
+def compiled(fn, enabled: bool, what: str):
+    """``fn`` torch.compile'd (shapes fixed) when ``enabled``; the first call compiles, and where
+    inductor cannot (no C++ compiler, an op it cannot lower) ``fn`` runs eagerly from then on."""
+    if not enabled:
+        return fn
+    fast = torch.compile(fn, dynamic=False)
+    chosen = []
+
+    def call(*args):
+        if not chosen:
+            try:
+                with warnings.catch_warnings():  # dynamo's note on array-api-compat's lru_cache
+                    warnings.filterwarnings("ignore", message="Dynamo detected a call to a")
+                    out = fast(*args)
+                chosen.append(fast)
+                return out
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
+                warnings.warn(f"dsm: torch.compile of the {what} failed ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:120]}); running it eagerly")
+                chosen.append(fn)
+        return chosen[0](*args)
+    return call
 
 
 @torch.no_grad()
@@ -52,38 +86,40 @@ def sample_paths(net, problem, x0, times, gen, record=None, scheme="heun"):
     x = x0
     out = [x] if record is None or record[0] else []
     sqrt_ratio = math.sqrt(problem.hbar / problem.m)
-    drift = _drift(net, problem, x, float(times[0]))
+    at = torch.as_tensor(np.asarray(times), dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    drift = _drift(net, problem, x, at[0])
     for i in range(len(times) - 1):
         dt = float(times[i + 1] - times[i])
         kick = sqrt_ratio * math.sqrt(dt) * torch.randn(x.shape, generator=gen, device=x.device,
                                                         dtype=x.dtype)
         guess = x + drift * dt + kick
-        next_drift = _drift(net, problem, guess, float(times[i + 1]))
+        next_drift = _drift(net, problem, guess, at[i + 1])
         x = guess if scheme == "euler" else x + 0.5 * (drift + next_drift) * dt + kick
-        drift = next_drift if scheme == "euler" else _drift(net, problem, x, float(times[i + 1]))
+        drift = next_drift if scheme == "euler" else _drift(net, problem, x, at[i + 1])
         if record is None or record[i + 1]:
             out.append(x)
     return out
 
 
 @torch.no_grad()
-def training_points(net, problem, x0, N, M, gen, cpu_gen):
-    """The loss points of one epoch: (X (B(M+1), d), t (B(M+1), 1)), built under no_grad."""
+def training_points(net, problem, x0, N, M, gen, cpu_gen, step=None):
+    """The loss points of one epoch: (X (B(M+1), d), t (B(M+1), 1)), built under no_grad.
+
+    ``step``: the path step from ``path_step`` (possibly compiled; built here when not given)."""
     B, d = x0.shape
     dev, dtype = x0.device, x0.dtype
     eps = problem.T / N
     steps = torch.randperm(N, generator=cpu_gen)[:M].sort().values  # host: no device sync
     last = int(steps[-1]) + 1
-    sqrt_ratio = math.sqrt(problem.hbar / problem.m)
+    step = step or path_step(net, problem, eps)
     noise = torch.randn((last, B, d), generator=gen, device=dev, dtype=dtype)
+    at = torch.arange(last, device=dev, dtype=dtype).view(last, 1, 1) * eps
     xs = torch.empty((last, B, d), device=dev, dtype=dtype)
     drifts = torch.empty_like(xs)
     x = x0
     for i in range(last):
-        f = _drift(net, problem, x, i * eps)
         xs[i] = x
-        drifts[i] = f
-        x = x + f * eps + (sqrt_ratio * math.sqrt(eps)) * noise[i]
+        drifts[i], x = step(x, at[i], noise[i])
     idx = steps.to(dev)
     s = torch.rand((M, B, 1), generator=gen, device=dev, dtype=dtype) * eps
     xi = torch.randn((M, B, d), generator=gen, device=dev, dtype=dtype)
@@ -111,31 +147,12 @@ def chunking(P: int, target: int) -> tuple[int, int]:
 
 def loss_function(net, problem, settings):
     """loss_terms(x, t, probes, init, mask) for this net and problem: torch.compile'd when
-    ``settings.compile`` (inductor fuses the elementwise work between the matmuls; the problem's
-    initial velocities are computed outside it, in eager mode)."""
+    ``settings.compile`` (inductor fuses the elementwise work between the oneDNN products; the
+    problem's initial velocities are computed outside it, in eager mode)."""
     def eager(x, t, probes, init, mask):
         return loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
                           init, mask)
-
-    if not settings.compile:
-        return eager
-    compiled = torch.compile(eager, dynamic=False)
-    chosen = []
-
-    def loss(*args):
-        if not chosen:  # the first call compiles; where inductor cannot (no C++ compiler), eager
-            try:
-                with warnings.catch_warnings():  # dynamo's note on array-api-compat's lru_cache
-                    warnings.filterwarnings("ignore", message="Dynamo detected a call to a")
-                    out = compiled(*args)
-                chosen.append(compiled)
-                return out
-            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
-                warnings.warn(f"dsm: torch.compile failed ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:120]}); training in eager mode")
-                chosen.append(eager)
-        return chosen[0](*args)
-    return loss
+    return compiled(eager, settings.compile, "loss")
 
 
 def epoch_step(net, opt, problem, X, T, settings, gen, loss=None):
@@ -211,7 +228,7 @@ def train(problem, times, settings, ctx):
     init_gen = torch.Generator().manual_seed(ctx.seed)
     # oneDNN layers in eager mode; under torch.compile, inductor chooses its own kernels
     net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
-                  fast=not settings.compile)
+                  fast=True)
     net.to(device)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
@@ -221,6 +238,7 @@ def train(problem, times, settings, ctx):
     rng = ctx.rng(1)
 
     loss_fn = loss_function(net, problem, settings)
+    step = compiled(path_step(net, problem, problem.T / settings.N), settings.compile, "path step")
 
     paths_n = path_threads(settings, device)
     loss_threads = settings.threads if device.type == "cpu" and settings.threads else None
@@ -251,7 +269,7 @@ def train(problem, times, settings, ctx):
                 dtype=dtype, device=device)
         with threads(paths_n):
             X, T = training_points(net, problem, x0_block[epoch % block], settings.N, settings.M,
-                                   gen, cpu_gen)
+                                   gen, cpu_gen, step)
         with threads(loss_threads):
             lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, loss_fn)
         epochs_done = epoch + 1

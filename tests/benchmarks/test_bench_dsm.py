@@ -12,8 +12,9 @@ import torch
 
 from problems import Bosons
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import epoch_step, path_threads, training_points
+from solvers.dsm.nets import PairMLP, dnn_linear
+from solvers.dsm.train import (auto_chunk, chunking, epoch_step, loss_function, path_threads,
+                               training_points)
 from solvers.training import threads
 
 
@@ -25,13 +26,44 @@ def test_bench_paper_epoch(benchmark, d):
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     rng = np.random.default_rng(0)
+    loss_fn = loss_function(net, problem, s)  # compiled once (warm-up round) when s.compile
 
     def epoch():
         x0 = torch.as_tensor(problem.sample_initial(s.batch, rng), dtype=torch.float32)
         with threads(path_threads(s, torch.device("cpu"))):  # the solver's own policy
             X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen)
-        lu, lv = epoch_step(net, opt, problem, X, T, s, gen)
+        lu, lv = epoch_step(net, opt, problem, X, T, s, gen, loss_fn)
         return float(lu + lv)
 
     loss = benchmark.pedantic(epoch, rounds=3, warmup_rounds=1, iterations=1)
     assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("d", [2, 4])
+def test_bench_paper_epoch_matmuls(benchmark, d):
+    """The floor under one paper epoch: only its width × width products, at their own shapes,
+    through the same oneDNN kernel and thread policy. Paths: N steps × 2 nets × 2 layers of
+    batch rows; loss: per chunk, net and layer, (2d + 2)·chunk rows forward (value, d + 1
+    tangents, d adjoints), as many again for the input gradient and one weight gradient."""
+    s = Settings(**DSMSolver.presets["paper"])
+    W, P = s.width, s.batch * (s.M + 1)
+    k, chunk = chunking(P, auto_chunk(d, W, s.probes))
+    weight = torch.randn(2, W, W)
+    x_path = torch.randn(s.batch, W)
+    rows = torch.randn((2 * d + 2) * chunk, W)
+
+    def matmuls():
+        with threads(path_threads(s, torch.device("cpu"))):
+            for _ in range(s.N):
+                for net in range(2):
+                    for layer in range(2):
+                        dnn_linear(x_path, weight[layer], None)
+        for _ in range(k):
+            for net in range(2):
+                for layer in range(2):
+                    dnn_linear(rows, weight[layer], None)  # forward
+                    dnn_linear(rows, weight[layer].t(), None)  # input gradient
+                    dnn_linear(rows.t().contiguous(), rows.t(), None)  # weight gradient
+
+    benchmark.extra_info["gflop"] = 2 * W * W * 2 * 2 * (s.N * s.batch + 3 * k * (2 * d + 2) * chunk) / 1e9
+    benchmark.pedantic(matmuls, rounds=3, warmup_rounds=1, iterations=1)
