@@ -195,7 +195,7 @@ class CrankNicolsonSolver(Solver):
         need = memory_needed(n, problem.d)
         if need > settings.memory_gb * 1e9:
             gb = need / 1e9
-            size = f"{gb:.3g}" if gb < 1e3 else f"{gb:,.0f}"
+            size = f"{gb:,.0f}" if 1e3 <= gb < 1e9 else f"{gb:.3g}"
             return False, (f"needs {size} GB of memory for {n}^{problem.d} points, "
                            f"budget {settings.memory_gb:g} GB")
         return True, ""

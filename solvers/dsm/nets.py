@@ -59,15 +59,11 @@ def _uniform(shape, bound, generator):
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-def _dnn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return _DNN(x.contiguous(), w, b, "none", [], "")
-
-
 @torch.library.custom_op("qdbench::dnn_linear", mutates_args=())
 def dnn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """y = x Wᵀ + b through oneDNN; an opaque op, so torch.compile keeps it (inductor cannot lower
     oneDNN's linear itself) and fuses only the elementwise work around it."""
-    return _dnn(x, w, b)
+    return _DNN(x.contiguous(), w, b, "none", [], "")
 
 
 @dnn_linear.register_fake

@@ -205,18 +205,18 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
     rng = np.random.default_rng([seed, 7])
     gen = torch.Generator(device=device).manual_seed(seed + 7)
     dtype = next(net.parameters()).dtype
-    chunks = []
+    # one array filled batch by batch: the samples are the memory (10⁵ paths × 100 times × d)
+    at_record = np.empty((int(record.sum()), n_samples, problem.d), dtype=np.float32)
+    shuffle = np.random.default_rng([seed, 8]) if settings.relabel and problem.exchangeable() else None
     for lo in range(0, n_samples, settings.predict_batch):
         n = min(settings.predict_batch, n_samples - lo)
         x0 = torch.as_tensor(problem.sample_initial(n, rng), dtype=dtype, device=device)
         with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
-            states = sample_paths(net, problem, x0, grid, gen, record, settings.scheme)
-        chunks.append(torch.stack(states).cpu().numpy())
-    at_record = np.concatenate(chunks, axis=1)  # (n_recorded, n, d)
-    if settings.relabel and problem.exchangeable():
-        at_record = relabel(at_record, np.random.default_rng([seed, 8]))
-    index = np.cumsum(record) - 1
-    samples = at_record[index[pos]]
+            states = torch.stack(sample_paths(net, problem, x0, grid, gen, record, settings.scheme))
+        batch = states.cpu().numpy()
+        at_record[:, lo:lo + n] = batch if shuffle is None else relabel(batch, shuffle)
+    index = (np.cumsum(record) - 1)[pos]
+    samples = at_record if np.array_equal(index, np.arange(len(at_record))) else at_record[index]
     return prediction_from_samples(times, samples, problem.marginal_edges(), diagnostics)
 
 
@@ -226,9 +226,7 @@ def train(problem, times, settings, ctx):
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)
-    # oneDNN layers in eager mode; under torch.compile, inductor chooses its own kernels
-    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
-                  fast=True)
+    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
     net.to(device)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)

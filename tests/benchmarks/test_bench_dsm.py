@@ -13,25 +13,28 @@ import torch
 from problems import Bosons
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.nets import PairMLP, dnn_linear
-from solvers.dsm.train import (auto_chunk, chunking, epoch_step, loss_function, path_threads,
-                               training_points)
+from solvers.dsm.train import (auto_chunk, chunking, compiled, epoch_step, loss_function,
+                               path_step, path_threads, training_points)
 from solvers.training import threads
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("d", [2, 4])
-def test_bench_paper_epoch(benchmark, d):
-    s = Settings(**DSMSolver.presets["paper"])
+def test_bench_paper_epoch(benchmark, d, compile):
+    """The warm-up round compiles (compiled: path step and loss); the timed rounds follow it."""
+    s = Settings(**{**DSMSolver.presets["paper"], "compile": compile})
     problem = Bosons(d=d)
     net = PairMLP(d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     rng = np.random.default_rng(0)
-    loss_fn = loss_function(net, problem, s)  # compiled once (warm-up round) when s.compile
+    loss_fn = loss_function(net, problem, s)  # the solver's own functions
+    step = compiled(path_step(net, problem, problem.T / s.N), s.compile, "path step")
 
     def epoch():
         x0 = torch.as_tensor(problem.sample_initial(s.batch, rng), dtype=torch.float32)
         with threads(path_threads(s, torch.device("cpu"))):  # the solver's own policy
-            X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen)
+            X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen, step)
         lu, lv = epoch_step(net, opt, problem, X, T, s, gen, loss_fn)
         return float(lu + lv)
 
