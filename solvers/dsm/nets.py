@@ -59,40 +59,29 @@ def _uniform(shape, bound, generator):
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-@torch.library.custom_op("qdbench::dnn_linear", mutates_args=())
-def dnn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """y = x Wᵀ + b through oneDNN; an opaque op, so torch.compile keeps it (inductor cannot lower
-    oneDNN's linear itself) and fuses only the elementwise work around it."""
-    return _DNN(x.contiguous(), w, b, "none", [], "")
+class _DnnLinear(torch.autograd.Function):
+    """y = x Wᵀ + b through oneDNN, with a first-order backward through oneDNN as well."""
 
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return _DNN(x, w, b, "none", [], "")
 
-@dnn_linear.register_fake
-def _(x, w, b):
-    return x.new_empty((*x.shape[:-1], w.shape[0]))
-
-
-def _dnn_setup(ctx, inputs, output):
-    x, w, b = inputs
-    ctx.save_for_backward(x, w)
-    ctx.has_bias = b is not None
-
-
-def _dnn_backward(ctx, dy):
-    """dx = dy W, dW = dyᵀx (one transposed copy, the weight as a view), db = Σ dy; oneDNN too."""
-    x, w = ctx.saved_tensors
-    dx = dw = db = None
-    dy = dy.contiguous()
-    if ctx.needs_input_grad[0]:
-        dx = dnn_linear(dy, w.t(), None)
-    dy2 = dy.reshape(-1, dy.shape[-1])
-    if ctx.needs_input_grad[1]:
-        dw = dnn_linear(dy2.t().contiguous(), x.reshape(-1, x.shape[-1]).t(), None)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
-        db = dy2.sum(0)
-    return dx, dw, db
-
-
-dnn_linear.register_autograd(_dnn_backward, setup_context=_dnn_setup)
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        dx = dw = db = None
+        dy = dy.contiguous()
+        if ctx.needs_input_grad[0]:
+            dx = _DNN(dy, w.t(), None, "none", [], "")
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        if ctx.needs_input_grad[1]:  # dW = dyᵀx: one transposed copy, the weight as a view
+            x2 = x.reshape(-1, x.shape[-1])
+            dw = _DNN(dy2.t().contiguous(), x2.t(), None, "none", [], "")
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy2.sum(0)
+        return dx, dw, db
 
 
 def linear2(x, w, b=None, fast: bool = False):
@@ -100,7 +89,7 @@ def linear2(x, w, b=None, fast: bool = False):
     if fast and _DNN is not None and x.dtype == torch.float32 and x.device.type == "cpu":
         # unbind, not x[n]: the backward of indexing would write each half into a zero tensor
         bs = (None, None) if b is None else b.squeeze(1).unbind(0)
-        return torch.stack([dnn_linear(xn, wn, bn)
+        return torch.stack([_DnnLinear.apply(xn.contiguous(), wn, bn)
                             for xn, wn, bn in zip(x.unbind(0), w.unbind(0), bs)])
     shape = x.shape
     y = torch.bmm(x.reshape(2, -1, shape[-1]), w.transpose(1, 2)).view(*shape[:-1], -1)

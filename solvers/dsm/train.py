@@ -226,7 +226,10 @@ def train(problem, times, settings, ctx):
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)
-    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
+    # oneDNN layers in eager mode; compiled, inductor's own products (inductor 2.13 segfaults in a
+    # fused kernel of the loss at width 500 when oneDNN is kept as an opaque op)
+    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
+                  fast=not settings.compile)
     net.to(device)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)

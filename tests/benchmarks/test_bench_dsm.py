@@ -12,17 +12,15 @@ import torch
 
 from problems import Bosons
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.nets import PairMLP, dnn_linear
+from solvers.dsm.nets import PairMLP, linear2
 from solvers.dsm.train import (auto_chunk, chunking, compiled, epoch_step, loss_function,
                                path_step, path_threads, training_points)
 from solvers.training import threads
 
 
-@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("d", [2, 4])
-def test_bench_paper_epoch(benchmark, d, compile):
-    """The warm-up round compiles (compiled: path step and loss); the timed rounds follow it."""
-    s = Settings(**{**DSMSolver.presets["paper"], "compile": compile})
+def test_bench_paper_epoch(benchmark, d):
+    s = Settings(**DSMSolver.presets["paper"])
     problem = Bosons(d=d)
     net = PairMLP(d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
@@ -51,22 +49,21 @@ def test_bench_paper_epoch_matmuls(benchmark, d):
     s = Settings(**DSMSolver.presets["paper"])
     W, P = s.width, s.batch * (s.M + 1)
     k, chunk = chunking(P, auto_chunk(d, W, s.probes))
-    weight = torch.randn(2, W, W)
-    x_path = torch.randn(s.batch, W)
-    rows = torch.randn((2 * d + 2) * chunk, W)
+    weight = torch.randn(2, W, W)  # both nets' layer, as the solver stores it
+    x_path = torch.randn(2, s.batch, W)
+    rows = torch.randn(2, (2 * d + 2) * chunk, W)
+    rows_t = rows.transpose(1, 2).contiguous()
 
     def matmuls():
         with threads(path_threads(s, torch.device("cpu"))):
             for _ in range(s.N):
-                for net in range(2):
-                    for layer in range(2):
-                        dnn_linear(x_path, weight[layer], None)
-        for _ in range(k):
-            for net in range(2):
                 for layer in range(2):
-                    dnn_linear(rows, weight[layer], None)  # forward
-                    dnn_linear(rows, weight[layer].t(), None)  # input gradient
-                    dnn_linear(rows.t().contiguous(), rows.t(), None)  # weight gradient
+                    linear2(x_path, weight, fast=True)
+        for _ in range(k):
+            for layer in range(2):
+                linear2(rows, weight, fast=True)  # forward
+                linear2(rows, weight.transpose(1, 2), fast=True)  # input gradient
+                linear2(rows_t, rows_t, fast=True)  # weight gradient (W × rows @ rows × W)
 
     benchmark.extra_info["gflop"] = 2 * W * W * 2 * 2 * (s.N * s.batch + 3 * k * (2 * d + 2) * chunk) / 1e9
     benchmark.pedantic(matmuls, rounds=3, warmup_rounds=1, iterations=1)
