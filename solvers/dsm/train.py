@@ -226,8 +226,7 @@ def train(problem, times, settings, ctx):
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)
-    # oneDNN layers in eager mode; compiled, inductor's own products (inductor 2.13 segfaults in a
-    # fused kernel of the loss at width 500 when oneDNN is kept as an opaque op)
+    # oneDNN layers in eager mode; under torch.compile, inductor chooses its own kernels
     net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
                   fast=not settings.compile)
     net.to(device)
