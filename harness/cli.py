@@ -147,12 +147,16 @@ def _print_rows(name, prob, rows, store) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds a run may take before it is stopped and stored as `timeout`.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Score the training solvers' prediction every S seconds (the "
+                                "error-versus-wall-time plot).")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
 @click.option("--store", "store_path", default=None, metavar="PATH")
 @click.option("--force", is_flag=True, help="Recompute runs already in the store.")
 @plugin_option
 def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n_times, executor,
-              scheduler, workers, timeout, dry_run, store_path, force, plugins) -> None:
+              scheduler, workers, timeout, checkpoint_every, dry_run, store_path, force,
+              plugins) -> None:
     """Run the grid problem × d × solver × seed, each run isolated; resume what is stored."""
     from harness import sweep
 
@@ -162,7 +166,8 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
     requests = sweep.grid(_split(problems), dims, names, list(range(seeds)),
                           params=parse_pairs(params, "--param"), preset=preset,
                           sets=parse_pairs(sets, "--set"), device=resolve_device(device),
-                          n_times=n_times, plugins=tuple(plugins))
+                          n_times=n_times, plugins=tuple(plugins),
+                          checkpoint_every=checkpoint_every)
     store = Store(store_path)
     todo = sweep.pending(requests, store, force)
     if dry_run:

@@ -42,6 +42,7 @@ class Request:
     device: str
     n_times: int
     plugins: tuple[str, ...] = ()
+    checkpoint_every: float | None = None  #: seconds between scored predictions during training
 
     def job(self) -> Job:
         reg = _registry(self.plugins)
@@ -58,7 +59,8 @@ def _registry(plugins: tuple[str, ...]):
 
 def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: list[int], *,
          params: dict[str, str], preset: str | None, sets: dict[str, str], device: str,
-         n_times: int, plugins: tuple[str, ...] = ()) -> list[Request]:
+         n_times: int, plugins: tuple[str, ...] = (),
+         checkpoint_every: float | None = None) -> list[Request]:
     """Every combination, each checked (names, parameters, settings) before anything runs."""
     reg = _registry(plugins)
     shares = split_overrides([reg.solver(name) for name in solvers], sets)
@@ -69,7 +71,7 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
                 own = tuple(sorted(shares[solver].items()))
                 for seed in seeds:
                     req = Request(problem, d, tuple(sorted(params.items())), solver, preset, own,
-                                  seed, device, n_times, plugins)
+                                  seed, device, n_times, plugins, checkpoint_every)
                     req.job()  # raises UserError for bad input now, not inside a worker
                     requests.append(req)
     return requests

@@ -13,7 +13,7 @@ from harness.runner import execute
 
 def main(inp: str, out: str) -> None:
     request, reference = pickle.loads(Path(inp).read_bytes())
-    result = execute(request.job(), reference)
+    result = execute(request.job(), reference, checkpoint_every=request.checkpoint_every)
     Path(out).write_bytes(pickle.dumps(result))
 
 

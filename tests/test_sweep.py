@@ -83,3 +83,18 @@ def test_killing_a_sweep_loses_no_finished_run_and_rerunning_resumes(tmp_path):
     subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
     table = pd.read_parquet(store)
     assert len(table) == 6 and (table.status == "ok").all()
+
+
+def test_checkpoints_give_the_error_versus_wall_time_plot(tmp_path):
+    """--checkpoint-every reaches the isolated runs: the stored curves hold scored checkpoints
+    and the report draws error versus wall time during training."""
+    store = str(tmp_path / "runs.parquet")
+    harness("sweep", "--problem", "oscillator", "--param", "p0=0.5", "--solver", "dsm",
+            "--preset", "smoke", "--times", "5", "--checkpoint-every", "0.2", "--store", store,
+            cwd=tmp_path)
+    key = pd.read_parquet(store)["run_key"].iloc[0]
+    curves = Store(store).curves(key)
+    assert len(curves.diagnostics["wall_s"]) >= 2
+    assert all(0 <= e <= 2 for e in curves.diagnostics["density_l1"])
+    harness("report", "--store", store, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert list((tmp_path / "out" / "plots").glob("training_oscillator_d1_*.png"))
