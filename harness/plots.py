@@ -1,6 +1,7 @@
 """Plots of the leaderboard (seaborn, PNG and SVG), drawn from the store's table and curves only:
-error, wall time and time per iteration versus d, density heat maps x–t, moments versus time, training losses, and
-error versus wall time during training with each solver's time to reach a fixed accuracy."""
+error, wall time and time per iteration versus d, density heat maps x–t, moments versus time,
+training losses, and error versus wall time during training with each solver's time to reach a
+fixed accuracy."""
 
 from __future__ import annotations
 

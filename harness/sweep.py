@@ -82,8 +82,8 @@ def run_isolated(request: Request, reference: Reference, timeout: float | None,
     """Run one request in a fresh Python process; return (record, prediction, checkpoints).
 
     ``threads`` caps the child's OpenMP/BLAS threads (runs sharing a machine must not
-    oversubscribe it). The child's fate becomes the status: a timeout -> ``timeout``; killed by SIGKILL (what the
-    kernel's out-of-memory killer sends) -> ``oom``; any other death -> ``failed``."""
+    oversubscribe it). The child's fate becomes the status: a timeout -> ``timeout``; killed by
+    SIGKILL (what the kernel's out-of-memory killer sends) -> ``oom``; any other death -> ``failed``."""
     job = request.job()
     with tempfile.TemporaryDirectory(prefix="qdbench-run-") as tmp:
         inp, out = Path(tmp) / "in.pkl", Path(tmp) / "out.pkl"

@@ -205,8 +205,8 @@ def test_training_points_times_and_count():
 
 def test_compiled_epoch_matches_eager():
     """What the quick preset runs (compiled path step and loss) gives the eager epoch's points,
-    losses and update: the compiler changes the speed, not the
-    maths. A compiler failure (the eager fallback's warning) fails the test."""
+    losses and update: the compiler changes the speed, not the maths. A compiler failure (the
+    eager fallback's warning) fails the test."""
     problem = Bosons(d=2)
     x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
     out = {}

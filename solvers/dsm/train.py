@@ -147,8 +147,8 @@ def chunking(P: int, target: int) -> tuple[int, int]:
 
 def loss_function(net, problem, settings):
     """loss_terms(x, t, probes, init, mask) for this net and problem: torch.compile'd when
-    ``settings.compile`` (inductor fuses the elementwise work between the oneDNN products; the
-    problem's initial velocities are computed outside it, in eager mode)."""
+    ``settings.compile`` (inductor fuses the elementwise work between the matmuls; the problem's
+    initial velocities are computed outside it, in eager mode)."""
     def eager(x, t, probes, init, mask):
         return loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
                           init, mask)

@@ -56,14 +56,12 @@ def test_bench_paper_epoch_matmuls(benchmark, d):
 
     def matmuls():
         with threads(path_threads(s, torch.device("cpu"))):
-            for _ in range(s.N):
-                for layer in range(2):
-                    linear2(x_path, weight, fast=True)
-        for _ in range(k):
-            for layer in range(2):
-                linear2(rows, weight, fast=True)  # forward
-                linear2(rows, weight.transpose(1, 2), fast=True)  # input gradient
-                linear2(rows_t, rows_t, fast=True)  # weight gradient (W × rows @ rows × W)
+            for _ in range(s.N * 2):  # two width × width layers a step
+                linear2(x_path, weight, fast=True)
+        for _ in range(k * 2):  # per chunk, two layers
+            linear2(rows, weight, fast=True)  # forward
+            linear2(rows, weight.transpose(1, 2), fast=True)  # input gradient
+            linear2(rows_t, rows_t, fast=True)  # weight gradient (W × rows @ rows × W)
 
     benchmark.extra_info["gflop"] = 2 * W * W * 2 * 2 * (s.N * s.batch + 3 * k * (2 * d + 2) * chunk) / 1e9
     benchmark.pedantic(matmuls, rounds=3, warmup_rounds=1, iterations=1)
