@@ -3,10 +3,12 @@
 The paper's architecture (PAPER.md): z = (x, t) → Linear(d+1 → W) → σ → ``depth`` skip blocks
 h ← h + σ(W_b σ(W_a h + b_a) + b_b) → σ → Linear(W → d), with σ = tanh by default. Both networks
 have the same shape, so their weights are stacked along a leading axis of size 2 (index 0 is u,
-1 is v) and every layer of both is one batched matmul.
+1 is v); each is evaluated on its own (views of that storage), so no activation is ever copied
+into or out of a stacked tensor.
 
 ``PairMLP.jet`` returns, besides the outputs, everything the DSM residuals need in one sweep:
-the time derivative (a forward tangent), the x-Jacobian (d forward tangents) and ∇(div NN), the
+the time derivative (a forward tangent kept apart from the x tangents, so that nothing is sliced
+and no slice's backward fills zeros), the x-Jacobian (d forward tangents) and ∇(div NN), the
 gradient of the divergence, computed exactly from the second-order identity of a composition of
 linear maps and elementwise nonlinearities σ at "sites" s:
 
@@ -32,8 +34,14 @@ import torch
 from torch import nn
 
 
+def tanh(a):
+    """tanh(a) as 2σ(2a) − 1: torch's CPU tanh takes ~1 ns an element here, its sigmoid ~0.1
+    (measured on 2 threads); the two agree to one fp32 rounding of the result's scale."""
+    return 2 * torch.sigmoid(2 * a) - 1
+
+
 def _tanh(a):
-    y = torch.tanh(a)
+    y = tanh(a)
     d1 = 1 - y * y
     return y, d1, -2 * y * d1
 
@@ -46,7 +54,7 @@ def _sin(a):
 #: activation name -> function returning (σ(a), σ'(a), σ''(a))
 ACTIVATIONS = {"tanh": _tanh, "sin": _sin}
 #: activation name -> plain σ (sampling, no derivatives)
-PLAIN = {"tanh": torch.tanh, "sin": torch.sin}
+PLAIN = {"tanh": tanh, "sin": torch.sin}
 
 
 def _uniform(shape, bound, generator):
@@ -59,41 +67,52 @@ def _uniform(shape, bound, generator):
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-class _DnnLinear(torch.autograd.Function):
-    """y = x Wᵀ + b through oneDNN, with a first-order backward through oneDNN as well."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return _DNN(x, w, b, "none", [], "")
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, w = ctx.saved_tensors
-        dx = dw = db = None
-        dy = dy.contiguous()
-        if ctx.needs_input_grad[0]:
-            dx = _DNN(dy, w.t(), None, "none", [], "")
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        if ctx.needs_input_grad[1]:  # dW = dyᵀx: one transposed copy, the weight as a view
-            x2 = x.reshape(-1, x.shape[-1])
-            dw = _DNN(dy2.t().contiguous(), x2.t(), None, "none", [], "")
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = dy2.sum(0)
-        return dx, dw, db
+@torch.library.custom_op("qdbench::dnn_linear", mutates_args=())
+def dnn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str) -> torch.Tensor:
+    """y = act(x Wᵀ + b) through oneDNN, act "none" or "tanh" (fused into the product's output
+    pass: measured here ~0.1 ns an element against 1.0 for torch.tanh). An opaque op, so that
+    torch.compile keeps it (inductor would lower a matmul to MKL's sgemm, 2.3× slower on this
+    AMD CPU) and fuses only the elementwise work around it."""
+    return _DNN(x.contiguous(), w, b, act, [], "")
 
 
-def linear2(x, w, b=None, fast: bool = False):
-    """Both networks' layer: x (2, ..., K) @ w (2, N, K)ᵀ (+ b (2, 1, N)) -> (2, ..., N)."""
+@dnn_linear.register_fake
+def _(x, w, b, act):
+    return x.new_empty((*x.shape[:-1], w.shape[0]))
+
+
+def _dnn_setup(ctx, inputs, output):
+    x, w, b, act = inputs
+    ctx.save_for_backward(x, w, output if act == "tanh" else None)
+    ctx.has_bias = b is not None
+
+
+def _dnn_backward(ctx, dy):
+    """da = dy (1 − y²) after tanh; dx = da W, dW = daᵀx (one transposed copy, the input as a
+    view), db = Σ da; the products through oneDNN too."""
+    x, w, y = ctx.saved_tensors
+    dx = dw = db = None
+    da = (dy if y is None else dy * (1 - y * y)).contiguous()
+    if ctx.needs_input_grad[0]:
+        dx = dnn_linear(da, w.t(), None, "none")
+    da2 = da.reshape(-1, da.shape[-1])
+    if ctx.needs_input_grad[1]:
+        dw = dnn_linear(da2.t().contiguous(), x.reshape(-1, x.shape[-1]).t(), None, "none")
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        db = da2.sum(0)
+    return dx, dw, db, None
+
+
+dnn_linear.register_autograd(_dnn_backward, setup_context=_dnn_setup)
+
+
+def linear(x, w, b=None, fast: bool = False, act: str = "none"):
+    """One network's layer act(x Wᵀ + b): x (..., K), w (N, K), b (N,) -> (..., N), through
+    oneDNN when ``fast`` and the tensors are fp32 on the CPU, else torch's own kernels."""
     if fast and _DNN is not None and x.dtype == torch.float32 and x.device.type == "cpu":
-        # unbind, not x[n]: the backward of indexing would write each half into a zero tensor
-        bs = (None, None) if b is None else b.squeeze(1).unbind(0)
-        return torch.stack([_DnnLinear.apply(xn.contiguous(), wn, bn)
-                            for xn, wn, bn in zip(x.unbind(0), w.unbind(0), bs)])
-    shape = x.shape
-    y = torch.bmm(x.reshape(2, -1, shape[-1]), w.transpose(1, 2)).view(*shape[:-1], -1)
-    return y if b is None else y + b
+        return dnn_linear(x, w, b, act)
+    y = torch.nn.functional.linear(x, w, b)
+    return tanh(y) if act == "tanh" else y
 
 
 class PairMLP(nn.Module):
@@ -102,7 +121,7 @@ class PairMLP(nn.Module):
     def __init__(self, d: int, width: int, depth: int = 1, activation: str = "tanh",
                  generator: torch.Generator | None = None, dtype=torch.float32, fast: bool = True):
         super().__init__()
-        #: route the width × width products through oneDNN (fp32 on CPU only; else torch.bmm)
+        #: route the products through oneDNN (fp32 on the CPU only; else torch.nn.functional.linear)
         self.fast = fast
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}")
@@ -119,14 +138,21 @@ class PairMLP(nn.Module):
     # ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Raw outputs NN(x, t) of both networks: x (P, d), t (P, 1) -> (2, P, d)."""
-        act = PLAIN[self.activation]
-        w, b = self.weights, self.biases
         z = torch.cat([x, t], dim=-1)
-        h = act(torch.matmul(z, w[0].transpose(1, 2)) + b[0])
+        return torch.stack([self._forward1(n, z) for n in range(2)])
+
+    def _forward1(self, n: int, z: torch.Tensor) -> torch.Tensor:
+        act = PLAIN[self.activation]
+        fused = "tanh" if self.activation == "tanh" else "none"  # oneDNN's post-op, if any
+        w, b = [p[n] for p in self.weights], [p[n, 0] for p in self.biases]
+
+        def layer(x, k):
+            y = linear(x, w[k], b[k], self.fast, fused)
+            return y if fused != "none" else act(y)
+        h = act(torch.addmm(b[0], z, w[0].t()))  # d + 1 inputs: too thin for oneDNN to pay
         for k in range(self.depth):
-            y = act(linear2(h, w[1 + 2 * k], b[1 + 2 * k], self.fast))
-            h = h + act(linear2(y, w[2 + 2 * k], b[2 + 2 * k], self.fast))
-        return torch.baddbmm(b[-1], act(h), w[-1].transpose(1, 2))
+            h = h + layer(layer(h, 1 + 2 * k), 2 + 2 * k)
+        return torch.addmm(b[-1], act(h), w[-1].t())
 
     # ------------------------------------------------------------------------------------------
     def jet(self, x: torch.Tensor, t: torch.Tensor, probes: torch.Tensor | None = None):
@@ -135,62 +161,64 @@ class PairMLP(nn.Module):
         Returns ``out`` (2, P, d), ``out_t`` (2, P, d) = ∂NN/∂t, ``jac`` (2, P, d, d) with
         jac[n, p, i, k] = ∂NN_i/∂x_k, and ``grad_div`` (2, P, d) = ∇_x(Σ_i ∂NN_i/∂x_i), exact,
         or Hutchinson's estimate when ``probes`` (P, K, d) of ±1 entries are given."""
-        act = ACTIVATIONS[self.activation]
-        w, b = self.weights, self.biases
-        d, P = self.d, x.shape[0]
-        fast = self.fast
         z = torch.cat([x, t], dim=-1)
+        parts = [self._jet1(n, z, probes) for n in range(2)]
+        return tuple(torch.stack(q) for q in zip(*parts))
 
-        sites = []  # (tangent of a_s in the x directions (2, d, P|1, H), σ''(a_s))
+    def _jet1(self, n: int, z: torch.Tensor, probes: torch.Tensor | None):
+        """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out (direction, P, H)."""
+        act = ACTIVATIONS[self.activation]
+        w, b = [p[n] for p in self.weights], [p[n, 0] for p in self.biases]
+        d, fast = self.d, self.fast
+
+        def lin(a, k, bias=True):
+            return linear(a, w[k], b[k] if bias else None, fast)
+
         # Input layer: the tangents of a0 are the columns of W0 (the same at every point).
-        a0 = torch.matmul(z, w[0].transpose(1, 2)) + b[0]
-        T0 = w[0].transpose(1, 2).unsqueeze(2)  # (2, d+1, 1, H): directions x_1..x_d, t
+        a0 = torch.addmm(b[0], z, w[0].t())
+        Tx0 = w[0][:, :d].t().unsqueeze(1)  # (d, 1, H): directions x_1..x_d
         h, s1, s2 = act(a0)
-        Th = s1.unsqueeze(1) * T0  # (2, d+1, P, H)
-        sites.append((T0[:, :d], s2))
+        Tx, Tt = s1 * Tx0, s1 * w[0][:, d]  # tangents of h: (d, P, H) and (P, H)
+        sites = [(Tx0, s2)]  # (x tangents of the pre-activation a_s, σ''(a_s))
         blocks = []
         for k in range(self.depth):
-            wa, ba, wb, bb = w[1 + 2 * k], b[1 + 2 * k], w[2 + 2 * k], b[2 + 2 * k]
-            a1 = linear2(h, wa, ba, fast)
-            T1 = linear2(Th, wa, None, fast)
-            y1, s1a, s2a = act(a1)
-            a2 = linear2(y1, wb, bb, fast)
-            T2 = linear2(s1a.unsqueeze(1) * T1, wb, None, fast)
-            y2, s1b, s2b = act(a2)
+            ka, kb = 1 + 2 * k, 2 + 2 * k
+            y1, s1a, s2a = act(lin(h, ka))
+            Tx1, Tt1 = lin(Tx, ka, False), lin(Tt, ka, False)
+            y2, s1b, s2b = act(lin(y1, kb))
+            Tx2, Tt2 = lin(s1a * Tx1, kb, False), lin(s1a * Tt1, kb, False)
             h = h + y2
-            Th = Th + s1b.unsqueeze(1) * T2
-            sites += [(T1[:, :d], s2a), (T2[:, :d], s2b)]
-            blocks.append((wa, wb, s1a, s1b))
+            Tx, Tt = Tx + s1b * Tx2, Tt + s1b * Tt2
+            sites += [(Tx1, s2a), (Tx2, s2b)]
+            blocks.append((w[ka], w[kb], s1a, s1b))
         g, s1g, s2g = act(h)
-        sites.append((Th[:, :d], s2g))
-        out = torch.baddbmm(b[-1], g, w[-1].transpose(1, 2))  # (2, P, d)
-        Tout = linear2(s1g.unsqueeze(1) * Th, w[-1])  # (2, d+1, P, d)
-        jac = Tout[:, :d].permute(0, 2, 3, 1)  # (2, P, i, k)
-        out_t = Tout[:, d]
+        sites.append((Tx, s2g))
+        out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
+        jac = linear(s1g * Tx, w[-1], None, fast).permute(1, 2, 0)  # (k, P, i) -> (P, i, k)
+        out_t = linear(s1g * Tt, w[-1], None, fast)
 
         # Reverse sweep with one cotangent per output component i (or per probe): the adjoints
         # of every site's output.
         if probes is None:
-            adj = w[-1].unsqueeze(2)  # (2, d, 1, H): ∂NN_i/∂g = W_out[i]
+            adj = w[-1].unsqueeze(1)  # (d, 1, H): ∂NN_i/∂g = W_out[i]
         else:
-            adj = torch.einsum("pri,nih->nrph", probes.to(x.dtype), w[-1])  # (2, K, P, H)
+            adj = torch.einsum("pri,ih->rph", probes.to(z.dtype), w[-1])  # (K, P, H)
         adjoints = [adj]
-        lam = s1g.unsqueeze(1) * adj  # adjoint of h before the output activation
+        lam = s1g * adj  # adjoint of h before the output activation
         for wa, wb, s1a, s1b in reversed(blocks):
             adjoints.append(lam)  # h_out = h_in + y2: the adjoint of y2 is that of h_out
-            lam_y1 = linear2(s1b.unsqueeze(1) * lam, wb.transpose(1, 2), None, fast)
+            lam_y1 = linear(s1b * lam, wb.t(), None, fast)
             adjoints.append(lam_y1)
-            lam = lam + linear2(s1a.unsqueeze(1) * lam_y1, wa.transpose(1, 2), None, fast)
+            lam = lam + linear(s1a * lam_y1, wa.t(), None, fast)
         adjoints.append(lam)  # adjoint of h1 = σ(a0)
         adjoints.reverse()  # now in the order of ``sites``
 
-        grad_div = x.new_zeros(2, P, d)
+        grad_div = 0
         for (T, s2), lam in zip(sites, adjoints):
             if probes is None:
-                mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (2, P, H)
+                mu = (lam * T).sum(0)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
             else:  # Σ_r λ_{s,r} T_{s,z_r} / K with T_{s,z} = Σ_i z_i T_{s,i}
-                Tz = torch.einsum("pri,niph->nrph", probes.to(x.dtype), T.expand(-1, -1, P, -1))
-                mu = (lam * Tz).mean(1)
-            c = s2 * mu
-            grad_div = grad_div + (c.unsqueeze(1) * T).sum(-1).transpose(1, 2)
-        return out, out_t, jac, grad_div
+                Tz = torch.einsum("pri,iph->rph", probes.to(z.dtype), T.expand(-1, z.shape[0], -1))
+                mu = (lam * Tz).mean(0)
+            grad_div = grad_div + ((s2 * mu) * T).sum(-1)  # (d, P)
+        return out, out_t, jac, grad_div.t()

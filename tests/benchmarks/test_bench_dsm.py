@@ -12,7 +12,7 @@ import torch
 
 from problems import Bosons
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.nets import PairMLP, linear2
+from solvers.dsm.nets import PairMLP, linear
 from solvers.dsm.train import (auto_chunk, chunking, compiled, epoch_step, loss_function,
                                path_step, path_threads, training_points)
 from solvers.training import threads
@@ -49,19 +49,19 @@ def test_bench_paper_epoch_matmuls(benchmark, d):
     s = Settings(**DSMSolver.presets["paper"])
     W, P = s.width, s.batch * (s.M + 1)
     k, chunk = chunking(P, auto_chunk(d, W, s.probes))
-    weight = torch.randn(2, W, W)  # both nets' layer, as the solver stores it
-    x_path = torch.randn(2, s.batch, W)
-    rows = torch.randn(2, (2 * d + 2) * chunk, W)
-    rows_t = rows.transpose(1, 2).contiguous()
+    weight = torch.randn(W, W)  # one net's layer
+    x_path = torch.randn(s.batch, W)
+    rows = torch.randn((2 * d + 2) * chunk, W)
+    rows_t = rows.t().contiguous()
 
     def matmuls():
         with threads(path_threads(s, torch.device("cpu"))):
-            for _ in range(s.N * 2):  # two width × width layers a step
-                linear2(x_path, weight, fast=True)
-        for _ in range(k * 2):  # per chunk, two layers
-            linear2(rows, weight, fast=True)  # forward
-            linear2(rows, weight.transpose(1, 2), fast=True)  # input gradient
-            linear2(rows_t, rows_t, fast=True)  # weight gradient (W × rows @ rows × W)
+            for _ in range(s.N * 2 * 2):  # two nets of two width × width layers a step
+                linear(x_path, weight, fast=True)
+        for _ in range(k * 2 * 2):  # per chunk, two nets of two layers
+            linear(rows, weight, fast=True)  # forward
+            linear(rows, weight.t(), fast=True)  # input gradient
+            linear(rows_t, rows_t, fast=True)  # weight gradient (W × rows @ rows × W)
 
     benchmark.extra_info["gflop"] = 2 * W * W * 2 * 2 * (s.N * s.batch + 3 * k * (2 * d + 2) * chunk) / 1e9
     benchmark.pedantic(matmuls, rounds=3, warmup_rounds=1, iterations=1)
