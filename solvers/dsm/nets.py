@@ -67,7 +67,7 @@ def _uniform(shape, bound, generator):
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-@torch.library.custom_op("qdbench::dnn_linear", mutates_args=())
+@torch.library.custom_op("qdbench::dnn_linear", mutates_args=(), tags=(torch.Tag.needs_contiguous_strides,))
 def dnn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str) -> torch.Tensor:
     """y = act(x Wᵀ + b) through oneDNN, act "none" or "tanh" (fused into the product's output
     pass: measured here ~0.1 ns an element against 1.0 for torch.tanh). An opaque op, so that

@@ -21,7 +21,7 @@ from harness.api import SolverDiverged
 from harness.observables import prediction_from_samples, relabel
 from solvers.dsm.loss import initial_velocities, loss_terms
 from solvers.dsm.nets import PairMLP
-from solvers.training import for_matmul, subsample_curve, threads
+from solvers.training import for_matmul, reuse_freed_memory, subsample_curve, threads
 
 
 def path_threads(settings, device: torch.device) -> int | None:
@@ -223,6 +223,8 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
 def train(problem, times, settings, ctx):
     """Train u_θ, v_θ and return the Prediction at ``times`` (DSMSolver.solve's body)."""
     device = torch.device(ctx.device)
+    if device.type == "cpu":
+        reuse_freed_memory()
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)

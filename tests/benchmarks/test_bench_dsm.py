@@ -15,11 +15,12 @@ from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.nets import PairMLP, linear
 from solvers.dsm.train import (auto_chunk, chunking, compiled, epoch_step, loss_function,
                                path_step, path_threads, training_points)
-from solvers.training import threads
+from solvers.training import reuse_freed_memory, threads
 
 
 @pytest.mark.parametrize("d", [2, 4])
 def test_bench_paper_epoch(benchmark, d):
+    reuse_freed_memory()  # as the solver does on the CPU
     s = Settings(**DSMSolver.presets["paper"])
     problem = Bosons(d=d)
     net = PairMLP(d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
