@@ -1,4 +1,4 @@
-"""The two DSM networks, u_θ and v_θ, stored side by side and evaluated together.
+"""The two DSM networks, u_θ and v_θ, stored side by side and evaluated one after the other.
 
 The paper's architecture (PAPER.md): z = (x, t) → Linear(d+1 → W) → σ → ``depth`` skip blocks
 h ← h + σ(W_b σ(W_a h + b_a) + b_b) → σ → Linear(W → d), with σ = tanh by default. Both networks
