@@ -67,7 +67,8 @@ def _uniform(shape, bound, generator):
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-@torch.library.custom_op("qdbench::dnn_linear", mutates_args=(), tags=(torch.Tag.needs_contiguous_strides,))
+@torch.library.custom_op("qdbench::dnn_linear", mutates_args=(),
+                         tags=(torch.Tag.needs_contiguous_strides,))
 def dnn_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str) -> torch.Tensor:
     """y = act(x Wᵀ + b) through oneDNN, act "none" or "tanh" (fused into the product's output
     pass: measured here ~0.1 ns an element against 1.0 for torch.tanh). An opaque op, so that
@@ -135,6 +136,10 @@ class PairMLP(nn.Module):
             self.weights.append(nn.Parameter(_uniform((2, out_f, in_f), bound, generator).to(dtype)))
             self.biases.append(nn.Parameter(_uniform((2, 1, out_f), bound, generator).to(dtype)))
 
+    def _params(self, n: int):
+        """Network n's weights (out, in) and biases (out,): views of the stacked parameters."""
+        return [p[n] for p in self.weights], [p[n, 0] for p in self.biases]
+
     # ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Raw outputs NN(x, t) of both networks: x (P, d), t (P, 1) -> (2, P, d)."""
@@ -144,7 +149,7 @@ class PairMLP(nn.Module):
     def _forward1(self, n: int, z: torch.Tensor) -> torch.Tensor:
         act = PLAIN[self.activation]
         fused = "tanh" if self.activation == "tanh" else "none"  # oneDNN's post-op, if any
-        w, b = [p[n] for p in self.weights], [p[n, 0] for p in self.biases]
+        w, b = self._params(n)
 
         def layer(x, k):
             y = linear(x, w[k], b[k], self.fast, fused)
@@ -166,9 +171,10 @@ class PairMLP(nn.Module):
         return tuple(torch.stack(q) for q in zip(*parts))
 
     def _jet1(self, n: int, z: torch.Tensor, probes: torch.Tensor | None):
-        """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out (direction, P, H)."""
+        """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out
+        (direction, P, H)."""
         act = ACTIVATIONS[self.activation]
-        w, b = [p[n] for p in self.weights], [p[n, 0] for p in self.biases]
+        w, b = self._params(n)
         d, fast = self.d, self.fast
 
         def lin(a, k, bias=True):

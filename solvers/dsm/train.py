@@ -229,9 +229,7 @@ def train(problem, times, settings, ctx):
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)
-    # oneDNN products, eager or compiled (an opaque op that inductor fuses around)
-    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
-                  fast=True)
+    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
     net.to(device)
     n_params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
