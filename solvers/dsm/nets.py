@@ -172,7 +172,7 @@ class PairMLP(nn.Module):
 
     def _jet1(self, n: int, z: torch.Tensor, probes: torch.Tensor | None):
         """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out
-        (direction, P, H)."""
+        (P, direction, H), so that the compiled kernels run their outer loop over points."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
         d, fast = self.d, self.fast
@@ -182,9 +182,10 @@ class PairMLP(nn.Module):
 
         # Input layer: the tangents of a0 are the columns of W0 (the same at every point).
         a0 = torch.addmm(b[0], z, w[0].t())
-        Tx0 = w[0][:, :d].t().unsqueeze(1)  # (d, 1, H): directions x_1..x_d
+        Tx0 = w[0][:, :d].t().contiguous()  # (d, H): directions x_1..x_d (row-major, so that
+        # the tangents derived from it are too)
         h, s1, s2 = act(a0)
-        Tx, Tt = s1 * Tx0, s1 * w[0][:, d]  # tangents of h: (d, P, H) and (P, H)
+        Tx, Tt = s1.unsqueeze(1) * Tx0, s1 * w[0][:, d]  # tangents of h: (P, d, H) and (P, H)
         sites = [(Tx0, s2)]  # (x tangents of the pre-activation a_s, σ''(a_s))
         blocks = []
         for k in range(self.depth):
@@ -192,39 +193,39 @@ class PairMLP(nn.Module):
             y1, s1a, s2a = act(lin(h, ka))
             Tx1, Tt1 = lin(Tx, ka, False), lin(Tt, ka, False)
             y2, s1b, s2b = act(lin(y1, kb))
-            Tx2, Tt2 = lin(s1a * Tx1, kb, False), lin(s1a * Tt1, kb, False)
+            Tx2, Tt2 = lin(s1a.unsqueeze(1) * Tx1, kb, False), lin(s1a * Tt1, kb, False)
             h = h + y2
-            Tx, Tt = Tx + s1b * Tx2, Tt + s1b * Tt2
+            Tx, Tt = Tx + s1b.unsqueeze(1) * Tx2, Tt + s1b * Tt2
             sites += [(Tx1, s2a), (Tx2, s2b)]
             blocks.append((w[ka], w[kb], s1a, s1b))
         g, s1g, s2g = act(h)
         sites.append((Tx, s2g))
         out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
-        jac = linear(s1g * Tx, w[-1], None, fast).permute(1, 2, 0)  # (k, P, i) -> (P, i, k)
+        jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast).transpose(1, 2)  # (P, k, i) -> (P, i, k)
         out_t = linear(s1g * Tt, w[-1], None, fast)
 
         # Reverse sweep with one cotangent per output component i (or per probe): the adjoints
         # of every site's output.
         if probes is None:
-            adj = w[-1].unsqueeze(1)  # (d, 1, H): ∂NN_i/∂g = W_out[i]
+            adj = w[-1]  # (d, H): ∂NN_i/∂g = W_out[i]
         else:
-            adj = torch.einsum("pri,ih->rph", probes.to(z.dtype), w[-1])  # (K, P, H)
+            adj = torch.einsum("pri,ih->prh", probes.to(z.dtype), w[-1])  # (P, K, H)
         adjoints = [adj]
-        lam = s1g * adj  # adjoint of h before the output activation
+        lam = s1g.unsqueeze(1) * adj  # adjoint of h before the output activation
         for wa, wb, s1a, s1b in reversed(blocks):
             adjoints.append(lam)  # h_out = h_in + y2: the adjoint of y2 is that of h_out
-            lam_y1 = linear(s1b * lam, wb.t(), None, fast)
+            lam_y1 = linear(s1b.unsqueeze(1) * lam, wb.t(), None, fast)
             adjoints.append(lam_y1)
-            lam = lam + linear(s1a * lam_y1, wa.t(), None, fast)
+            lam = lam + linear(s1a.unsqueeze(1) * lam_y1, wa.t(), None, fast)
         adjoints.append(lam)  # adjoint of h1 = σ(a0)
         adjoints.reverse()  # now in the order of ``sites``
 
         grad_div = 0
         for (T, s2), lam in zip(sites, adjoints):
             if probes is None:
-                mu = (lam * T).sum(0)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
+                mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
             else:  # Σ_r λ_{s,r} T_{s,z_r} / K with T_{s,z} = Σ_i z_i T_{s,i}
-                Tz = torch.einsum("pri,iph->rph", probes.to(z.dtype), T.expand(-1, z.shape[0], -1))
-                mu = (lam * Tz).mean(0)
-            grad_div = grad_div + ((s2 * mu) * T).sum(-1)  # (d, P)
-        return out, out_t, jac, grad_div.t()
+                Tz = torch.einsum("pri,pih->prh", probes.to(z.dtype), T.expand(z.shape[0], -1, -1))
+                mu = (lam * Tz).mean(1)
+            grad_div = grad_div + ((s2 * mu).unsqueeze(1) * T).sum(-1)  # (P, d)
+        return out, out_t, jac, grad_div
