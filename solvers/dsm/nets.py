@@ -215,7 +215,8 @@ class PairMLP(nn.Module):
         g, s1g, s2g = act(h)
         sites.append((Tx, s2g))
         out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
-        jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast).transpose(1, 2)  # (P, k, i) -> (P, i, k)
+        jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast)  # (P, k, i)
+        jac = jac.transpose(1, 2)  # (P, i, k)
         out_t = linear(s1g * Tt, w[-1], None, fast)
 
         # Reverse sweep with one cotangent per output component i (or per probe): the adjoints

@@ -132,9 +132,10 @@ def training_points(net, problem, x0, N, M, gen, cpu_gen, step=None):
 
 def auto_chunk(d: int, width: int, probes: int) -> int:
     """Points per loss chunk: about 6·10⁶ floats in each (point × direction × width) tensor.
-    Measured side by side at the paper settings (compiled loss step): d = 4, 1200 points 4 %
-    faster than 581, 2400 2 % faster than 1200 and 5100 11 % slower; d = 2, 2000 points 1 %
-    faster than 1000; smaller chunks pay more per-call overhead, larger ones leave the cache."""
+    Measured side by side at the paper settings (compiled loss step): d = 4, 1200 points 4–6 %
+    faster than 581, 2400 within this machine's noise of 1200 and 5100 11 % slower; d = 2, 2000
+    points 1 % faster than 1000. Smaller chunks pay more per-call overhead, larger ones leave
+    the cache."""
     directions = 2 + d + (d if probes == 0 else probes)
     return max(128, int(6e6 / (directions * width)))
 
