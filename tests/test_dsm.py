@@ -63,8 +63,8 @@ def test_jet_matches_torch_func(d, depth, activation):
 
 
 def test_onednn_layers_match_torch_matmul():
-    """The oneDNN fp32 path (default on CPU) gives the same derivatives and parameter gradient
-    as torch.bmm to fp32 rounding."""
+    """The oneDNN fp32 path (default on CPU; its own backward and weight-gradient op) gives the
+    same derivatives and parameter gradient as torch's own linear to fp32 rounding."""
     problem = Bosons(d=3)
     x = torch.randn(200, 3, generator=torch.Generator().manual_seed(8)) * 0.3
     t = torch.rand(200, 1, generator=torch.Generator().manual_seed(9))
