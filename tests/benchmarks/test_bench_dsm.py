@@ -2,7 +2,8 @@
 width 500, Adam): fresh paths, loss points, loss, backward, optimiser step.
 
 Skipped by default (addopts has --benchmark-skip); run with
-``pytest tests/benchmarks/test_bench_dsm.py --benchmark-only``."""
+``pytest tests/benchmarks/test_bench_dsm.py --benchmark-only``. The same epoch beside the official
+code's: ``python tests/benchmarks/dsm_side_by_side.py OFFICIAL_CHECKOUT``."""
 
 from __future__ import annotations
 
@@ -10,34 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from problems import Bosons
+from dsm_epoch import paper_epoch
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.nets import PairMLP, dnn_weight_grad, linear
-from solvers.dsm.train import (auto_chunk, chunking, compiled, epoch_step, loss_function,
-                               path_step, path_threads, training_points)
-from solvers.training import reuse_freed_memory, threads
+from solvers.dsm.nets import dnn_weight_grad, linear
+from solvers.dsm.train import auto_chunk, chunking, path_threads
+from solvers.training import threads
 
 
 @pytest.mark.parametrize("d", [2, 4])
 def test_bench_paper_epoch(benchmark, d):
-    reuse_freed_memory()  # as the solver does on the CPU
-    s = Settings(**DSMSolver.presets["paper"])
-    problem = Bosons(d=d)
-    net = PairMLP(d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-    gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    rng = np.random.default_rng(0)
-    loss_fn = loss_function(net, problem, s)  # the solver's own functions
-    step = compiled(path_step(net, problem, problem.T / s.N), s.compile, "path step")
-
-    def epoch():
-        x0 = torch.as_tensor(problem.sample_initial(s.batch, rng), dtype=torch.float32)
-        with threads(path_threads(s, torch.device("cpu"))):  # the solver's own policy
-            X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen, step)
-        lu, lv = epoch_step(net, opt, problem, X, T, s, gen, loss_fn)
-        return float(lu + lv)
-
-    loss = benchmark.pedantic(epoch, rounds=3, warmup_rounds=1, iterations=1)
+    loss = benchmark.pedantic(paper_epoch(d), rounds=3, warmup_rounds=1, iterations=1)
     assert np.isfinite(loss)
 
 
