@@ -24,36 +24,39 @@ import tempfile
 import time
 from pathlib import Path
 
-#: the paper's interacting-bosons setting (PAPER.md), as the official script passes it
-HBAR, MASS, OMEGA, G, T_END = 0.1, 1.0, 1.0, 1.0, 1.0
-N, M, BATCH, WIDTH, LR = 1000, 150, 100, 500, 1e-5
-
 
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
 
 
 def _official_epochs(checkout: Path, d: int, epochs: int):
-    """Yield the wall time of each official epoch (one ``train_dsm_interact`` iteration)."""
+    """Yield the wall time of each official epoch (one ``train_dsm_interact`` iteration), with
+    the problem and hyperparameters taken from qdbench's ``bosons`` and DSM ``paper`` preset."""
     import numpy as np
     import torch
     from torch import nn
 
+    from problems import Bosons
+    from solvers.dsm import DSMSolver, Settings
+
     sys.path.insert(0, str(checkout / "interacting-system"))
     from src.nn import NN_connect_init, train_dsm_interact
 
+    p, s = Bosons(d=d), Settings(**DSMSolver.presets["paper"])
     torch.manual_seed(0)
-    net_u = NN_connect_init(d + 1, WIDTH, d, HBAR, MASS, OMEGA, 1.0, 0.0)
-    net_v = NN_connect_init(d + 1, WIDTH, d, HBAR, MASS, OMEGA, 0.0, 1.0)
-    opt = torch.optim.Adam([*net_u.parameters(), *net_v.parameters()], lr=LR, weight_decay=0)
-    time_splits = torch.Tensor(np.linspace(0, T_END, N + 1))
+    net_u = NN_connect_init(d + 1, s.width, d, p.hbar, p.m, p.omega, 1.0, 0.0)
+    net_v = NN_connect_init(d + 1, s.width, d, p.hbar, p.m, p.omega, 0.0, 1.0)
+    opt = torch.optim.Adam([*net_u.parameters(), *net_v.parameters()], lr=s.lr, weight_decay=0)
+    time_splits = torch.Tensor(np.linspace(0, p.T, s.N + 1))
     with tempfile.TemporaryDirectory() as out:
         for _ in range(epochs):
             start = time.perf_counter()
+            # as the official script calls it: loss weights 1, "interpolated" (off-grid) points;
+            # its sig2 argument is the initial standard deviation √(ħ/(2mω))
             train_dsm_interact(net_u, net_v, torch.device("cpu"), opt, nn.MSELoss(), 1.0, 1.0, 1.0,
-                               N, time_splits, path=out, n_iter=1, batch_size=BATCH, omega2=OMEGA**2,
-                               mu=0.0, sig2=np.sqrt(HBAR / (2 * MASS * OMEGA)), m=MASS, h=HBAR,
-                               T=T_END, g=G, d=d, sampling_scheme="interpolated", M=M)
+                               s.N, time_splits, path=out, n_iter=1, batch_size=s.batch,
+                               omega2=p.omega**2, mu=0.0, sig2=p.sigma0, m=p.m, h=p.hbar, T=p.T,
+                               g=p.g, d=d, sampling_scheme="interpolated", M=s.M)
             yield time.perf_counter() - start
 
 
@@ -112,7 +115,7 @@ def main() -> None:
 
     import pandas as pd
 
-    rows = []
+    rows: list[dict] = []
     for d in args.d:
         for pair in range(args.pairs):
             for side, epochs in (("official", args.official_epochs), ("qdbench", args.epochs)):
@@ -121,6 +124,8 @@ def main() -> None:
                 for r in got:
                     print(f"  {time.strftime('%H:%M:%S')} {side} d={d} epoch {r['epoch']}: "
                           f"{r['wall_s']:.2f} s, peak RSS {r['peak_rss_gb']:.2f} GB", file=sys.stderr)
+    if not rows:
+        sys.exit("no epoch finished on either side")
     runs = pd.DataFrame(rows)
     timed = runs[(runs.side == "official") | (runs.epoch > 0)]  # qdbench's epoch 0 compiles
     table = timed.groupby(["d", "pair", "side"]).agg(
