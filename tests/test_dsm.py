@@ -16,7 +16,7 @@ from harness.api import Context, SolverDiverged, UserError
 from harness.metrics import score
 from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.loss import func_derivatives, residuals
+from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
 from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, sample_paths,
                                training_points)
@@ -201,6 +201,22 @@ def test_training_points_times_and_count():
     # the off-grid times are t_k + s with s ~ U(0, ε), not snapped to the grid
     frac = (T[10:] * 50) % 1
     assert frac.std() > 0.1
+
+
+def test_time_weights_vanish_from_T_on():
+    """Off-grid times of the last step, t_999 + s with s ~ U(0, ε) as training_points draws them,
+    round past T in float32 (about 1 in 10⁵); their weights must be 0, not √(negative) = NaN,
+    which turned a whole epoch's loss into NaN (a paper-preset run at d = 2, epoch 1170)."""
+    eps = 1.0 / 1000
+    s = torch.rand((10**6, 1), generator=torch.Generator().manual_seed(0)) * eps
+    t = torch.tensor(999.0) * eps + s
+    assert (t > 1.0).any()  # the rounding does happen
+    w_u, w_v = time_weights(t, 1.0, "paper")
+    assert torch.isfinite(w_u).all() and torch.isfinite(w_v).all()
+    assert (w_u[t >= 1.0] == 0).all() and (w_v[t >= 1.0] == 0).all()
+    inside = t[t < 1.0]
+    np.testing.assert_allclose(time_weights(inside, 1.0, "paper")[0],
+                               torch.sqrt(torch.expm1(2 * (1.0 - inside))))
 
 
 def test_compiled_epoch_matches_eager():

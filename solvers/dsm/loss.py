@@ -57,11 +57,14 @@ def func_derivatives(net: PairMLP, x: torch.Tensor, t: torch.Tensor):
 
 
 def time_weights(t: torch.Tensor, T: float, kind: str):
-    """The residual weights (w_u, w_v) at times t (P, 1)."""
+    """The residual weights (w_u, w_v) at times t (P, 1); 0 from T on. The clamp matters: an
+    off-grid time t_k + s of the last step rounds past T in float32 (N = 1000: about one point
+    in 10⁵ there), and √ of the negative expm1 would turn the whole loss into NaN."""
     if kind == "none":
         one = torch.ones_like(t)
         return one, one
-    return torch.sqrt(torch.expm1(2 * (T - t))), torch.sqrt(torch.expm1(T - t))
+    left = (T - t).clamp_min(0)
+    return torch.sqrt(torch.expm1(2 * left)), torch.sqrt(torch.expm1(left))
 
 
 def initial_velocities(problem, x: torch.Tensor):
