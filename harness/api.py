@@ -24,7 +24,12 @@ class UserError(ValueError):
 
 
 class SolverDiverged(RuntimeError):
-    """Raised by a solver whose iteration blew up (NaN or runaway loss): stored as `diverged`."""
+    """Raised by a solver whose iteration blew up (NaN or runaway loss): stored as `diverged`,
+    with ``diagnostics``, what the solver had recorded until then (e.g. its loss curve)."""
+
+    def __init__(self, message: str, diagnostics: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.diagnostics = diagnostics or {}
 
 
 # --------------------------------------------------------------------------------------------

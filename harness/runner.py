@@ -119,7 +119,8 @@ def _reference_fields(ref: Reference) -> dict:
 def execute(job: Job, ref: Reference,
             on_progress: Callable[..., None] = lambda fraction, **info: None,
             checkpoint_every: float | None = None) -> tuple[Record, Prediction | None, dict]:
-    """Run one job now (no store involved): its record, prediction and checkpoint scores."""
+    """Run one job now (no store involved): its record, its prediction (None unless ok) and
+    what to keep whatever its status, ``dict(extras=checkpoint scores, diagnostics=...)``."""
     supported, reason = job.solver().supports(job.problem, job.settings)
     if not supported:
         return job.record(status="unsupported", error=reason, **_reference_fields(ref)), None, {}
@@ -134,17 +135,18 @@ def execute(job: Job, ref: Reference,
 
     ctx = Context(seed=job.seed, device=job.device, progress=on_progress, checkpoint=checkpoint,
                   checkpoint_every=checkpoint_every)
-    status, error, pred, metrics = "ok", "", None, {}
+    status, error, pred, metrics, diag = "ok", "", None, {}, {}
     gpu = _gpu_peak_reset(job.device)
     with PeakMemory() as mem:
         try:
             solver = job.solver()
             solver.check(job.settings, job.problem)
             pred = solver.solve(job.problem, job.times, job.settings, ctx)
+            diag = getattr(pred, "diagnostics", {})
             _validate(pred, job)
             metrics = score(pred, ref.prediction)
         except SolverDiverged as exc:
-            status, error = "diverged", str(exc)
+            status, error, diag = "diverged", str(exc), exc.diagnostics
         except MemoryError:
             status, error = "oom", "MemoryError"
         except Exception as exc:  # a crashing solver becomes a row, never a lost run
@@ -152,13 +154,12 @@ def execute(job: Job, ref: Reference,
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.debug("solver %s failed", job.solver.name, exc_info=True)
     total = time.perf_counter() - start
-    diag = pred.diagnostics if pred is not None else {}
     record = job.record(
         status=status, error=error, total_s=total,
         fit_s=float(diag.get("fit_s", np.nan)), predict_s=float(diag.get("predict_s", np.nan)),
         n_params=float(diag.get("n_params", np.nan)), peak_rss_mb=mem.peak_mb,
         peak_gpu_mb=_gpu_peak(gpu), **metrics, **_reference_fields(ref))
-    return record, (pred if status == "ok" else None), checkpoints
+    return record, (pred if status == "ok" else None), dict(extras=checkpoints, diagnostics=diag)
 
 
 def _validate(pred: Prediction, job: Job) -> None:
@@ -213,7 +214,7 @@ def run(jobs: list[Job], store: Store, force: bool = False,
             continue
         if ref is None:
             ref = reference_for(job, store)
-        record, pred, checkpoints = execute(job, ref, on_progress(job.solver.name), checkpoint_every)
-        store.put(record, pred, extras=checkpoints, diagnostics=pred.diagnostics if pred else None)
+        record, pred, kept = execute(job, ref, on_progress(job.solver.name), checkpoint_every)
+        store.put(record, pred, **kept)
         rows[i] = dict(record.as_row(), served_from_store=False)
     return rows

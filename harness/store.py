@@ -73,8 +73,10 @@ class Store:
 
     def put(self, record: Record, curves: Prediction | None = None,
             extras: dict[str, list] | None = None, diagnostics: dict | None = None) -> None:
-        """Store ``record`` (replacing any row with its key) and, if given, its curves."""
-        if curves is not None:
+        """Store ``record`` (replacing any row with its key) and what the run produced: its
+        curves, and its extras and diagnostics even when it ended without curves (a diverged
+        run keeps its checkpoint scores and loss curve)."""
+        if curves is not None or any((extras or {}).values()) or diagnostics:
             self.put_curves(record.run_key, curves, extras, diagnostics)
         with self._lock:
             table = self.table()
@@ -84,26 +86,42 @@ class Store:
             with _atomic(self.path, ".parquet") as tmp:
                 table.to_parquet(tmp, index=False)
 
-    def put_curves(self, key: str, curves: Prediction, extras: dict[str, list] | None = None,
+    def put_curves(self, key: str, curves: Prediction | None, extras: dict[str, list] | None = None,
                    diagnostics: dict | None = None) -> None:
-        """Write ``curves/<key>.npz``: moments and marginals over time, ``extras`` (named arrays
-        such as checkpoint scores) and the solver's diagnostics as JSON."""
+        """Write ``curves/<key>.npz``: moments and marginals over time (if any), ``extras``
+        (named arrays such as checkpoint scores) and the solver's diagnostics as JSON."""
         self.curves_dir.mkdir(parents=True, exist_ok=True)
         arrays = {f"extra_{k}": np.asarray(v) for k, v in (extras or {}).items()}
+        if curves is not None:
+            arrays.update(times=curves.times, mean=curves.mean, var=curves.var,
+                          marginals=curves.marginals, edges=curves.edges)
         blob = json.dumps(diagnostics or {}, default=_jsonable)
         with _atomic(self.curves_dir / f"{key}.npz", ".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, times=curves.times, mean=curves.mean, var=curves.var,
-                                    marginals=curves.marginals, edges=curves.edges,
-                                    diagnostics=np.array(blob), **arrays)
+                np.savez_compressed(fh, diagnostics=np.array(blob), **arrays)
 
     def curves(self, key: str) -> Prediction | None:
-        """The stored curves of ``key`` (extras and diagnostics in ``.diagnostics``), or None."""
+        """The stored curves of ``key`` (extras and diagnostics in ``.diagnostics``), or None
+        (nothing stored, or a run that ended without curves: see ``diagnostics``)."""
         path = self.curves_dir / f"{key}.npz"
         if not path.exists():
             return None
         with np.load(path) as z:
-            diagnostics = json.loads(str(z["diagnostics"]))
-            diagnostics.update({k[6:]: z[k] for k in z.files if k.startswith("extra_")})
+            if "times" not in z.files:
+                return None
             return Prediction(z["times"], z["mean"], z["var"], z["marginals"], z["edges"],
-                              diagnostics=diagnostics)
+                              diagnostics=self._diagnostics(z))
+
+    def diagnostics(self, key: str) -> dict:
+        """The stored diagnostics and extras of ``key``, whatever its status ({} if none)."""
+        path = self.curves_dir / f"{key}.npz"
+        if not path.exists():
+            return {}
+        with np.load(path) as z:
+            return self._diagnostics(z)
+
+    @staticmethod
+    def _diagnostics(z) -> dict:
+        diagnostics = json.loads(str(z["diagnostics"]))
+        diagnostics.update({k[6:]: z[k] for k in z.files if k.startswith("extra_")})
+        return diagnostics

@@ -79,7 +79,7 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
 
 def run_isolated(request: Request, reference: Reference, timeout: float | None,
                  threads: int | None = None):
-    """Run one request in a fresh Python process; return (record, prediction, checkpoints).
+    """Run one request in a fresh Python process; return what ``runner.execute`` returns.
 
     ``threads`` caps the child's OpenMP/BLAS threads (runs sharing a machine must not
     oversubscribe it). The child's fate becomes the status: a timeout -> ``timeout``; killed by
@@ -139,8 +139,8 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
         if rkey not in references:
             references[rkey] = reference_for(job, store)
     tasks = [(req, references[(req.job().problem, req.job().times.size)]) for req in requests]
-    for req, (record, pred, checkpoints) in _dispatch(tasks, executor, workers, scheduler, timeout):
-        store.put(record, pred, extras=checkpoints, diagnostics=pred.diagnostics if pred else None)
+    for req, (record, pred, kept) in _dispatch(tasks, executor, workers, scheduler, timeout):
+        store.put(record, pred, **kept)
         on_done(req, record.status)
 
 

@@ -1,7 +1,7 @@
 """``python -m harness.worker IN OUT``: run one sweep request in this fresh process.
 
-IN holds the pickled (Request, Reference); OUT receives the pickled (record, prediction,
-checkpoint scores). A process of its own per run keeps a crash or an OOM kill from taking the
+IN holds the pickled (Request, Reference); OUT receives the pickled result of
+``runner.execute`` (record, prediction, checkpoint scores and diagnostics). A process of its own per run keeps a crash or an OOM kill from taking the
 sweep down with it."""
 
 import pickle

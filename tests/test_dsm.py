@@ -326,8 +326,10 @@ def test_blow_up_raises_solver_diverged():
     """A learning rate far too large makes the loss explode: SolverDiverged, not garbage."""
     problem = Oscillator(p0=0.5)
     s = settings("smoke", lr=50.0, lr_final=None, epochs=200, log_every=5, blowup=10.0)
-    with pytest.raises(SolverDiverged):
+    with pytest.raises(SolverDiverged) as err:
         DSMSolver().solve(problem, TIMES[::10], s, Context(seed=0))
+    kept = err.value.diagnostics  # what was learnt before, for the store
+    assert kept["epochs"] > 5 and kept["loss_curve"]["epoch"][0] == 5
 
 
 def test_nan_raises_solver_diverged(monkeypatch):

@@ -85,6 +85,20 @@ def test_killing_a_sweep_loses_no_finished_run_and_rerunning_resumes(tmp_path):
     assert len(table) == 6 and (table.status == "ok").all()
 
 
+def test_a_diverged_run_keeps_its_checkpoints_and_loss_curve(tmp_path):
+    """Nothing computed is lost: a run that diverges is stored with its status, the checkpoint
+    scores taken before it blew up and the loss curve its solver recorded."""
+    store = str(tmp_path / "runs.parquet")
+    harness("sweep", "--problem", "oscillator", "--solver", "diverges", "--times", "5",
+            "--checkpoint-every", "1", "--plugin", PLUGIN, "--store", store, cwd=tmp_path)
+    row = pd.read_parquet(store).iloc[0]
+    assert (row["status"], row["error"]) == ("diverged", "loss blew up at epoch 3")
+    assert Store(store).curves(row["run_key"]) is None  # no prediction to score
+    kept = Store(store).diagnostics(row["run_key"])
+    assert len(kept["wall_s"]) == 1 and 0 <= kept["density_l1"][0] <= 2
+    assert kept["loss_curve"]["loss"] == [1.0, 9.0, 1e9] and kept["epochs"] == 3
+
+
 def test_checkpoints_give_the_error_versus_wall_time_plot(tmp_path):
     """--checkpoint-every reaches the isolated runs: the stored curves hold scored checkpoints
     and the report draws error versus wall time during training."""

@@ -256,6 +256,21 @@ def train(problem, times, settings, ctx):
     epoch = 0
     progress = 0.0
     epochs_done = 0
+
+    def summary() -> dict:
+        """The diagnostics of the training so far (kept by the harness even if it diverges)."""
+        train_s = time.perf_counter() - start
+        return {
+            "epochs": epochs_done,
+            "time_limited": epochs_done < settings.epochs,
+            "n_params": n_params,
+            "train_s": train_s,
+            "s_per_epoch": train_s / max(1, epochs_done),
+            "loss_curve": subsample_curve(curve, 400),
+            "final_loss": curve["loss"][-1] if curve["loss"] else None,
+            "points_per_epoch": settings.batch * (settings.M + 1),
+        }
+
     for epoch in range(settings.epochs):
         # training progress in [0, 1]: by epochs, or by time when a time limit comes first
         # (then the run is no longer bit-reproducible); the rate decays exponentially with it
@@ -284,12 +299,12 @@ def train(problem, times, settings, ctx):
             rows = buffer[: epoch % log_every + 1].cpu().numpy()  # the only sync: every k epochs
             loss = float(rows[-1].sum() / 2)
             if not np.isfinite(rows).all():
-                raise SolverDiverged(f"loss is not finite at epoch {epoch + 1}")
+                raise SolverDiverged(f"loss is not finite at epoch {epoch + 1}", summary())
             if first_loss is None:
                 first_loss = max(loss, 1e-30)
             elif loss > settings.blowup * first_loss:
                 raise SolverDiverged(f"loss blew up at epoch {epoch + 1}: {loss:.3g} "
-                                     f"> {settings.blowup:g} × initial {first_loss:.3g}")
+                                     f"> {settings.blowup:g} × initial {first_loss:.3g}", summary())
             now = time.perf_counter()
             curve["epoch"].append(epoch + 1)
             curve["loss"].append(loss)
@@ -304,17 +319,7 @@ def train(problem, times, settings, ctx):
                                {"epoch": epoch + 1, "train_s": now - start})
                 ctx.checkpoint(pred)
                 last_ckpt = time.perf_counter()
-    train_s = time.perf_counter() - start
-    diagnostics = {
-        "epochs": epochs_done,
-        "time_limited": epochs_done < settings.epochs,
-        "n_params": n_params,
-        "train_s": train_s,
-        "s_per_epoch": train_s / max(1, epochs_done),
-        "loss_curve": subsample_curve(curve, 400),
-        "final_loss": curve["loss"][-1] if curve["loss"] else None,
-        "points_per_epoch": settings.batch * (settings.M + 1),
-    }
+    diagnostics = summary()
     t0 = time.perf_counter()
     pred = predict(net, problem, times, settings, device, ctx.seed, None, diagnostics)
     diagnostics["predict_s"] = time.perf_counter() - t0

@@ -397,7 +397,8 @@ def train(problem: Problem, times: np.ndarray, settings, ctx: Context) -> Predic
 
     def check(value: float, epoch: int) -> None:
         if not math.isfinite(value):
-            raise SolverDiverged(f"pinn: loss is {value} at epoch {epoch}")
+            raise SolverDiverged(f"pinn: loss is {value} at epoch {epoch}",
+                                 {"epochs": epoch, "loss_curve": subsample_curve(curve, 200)})
 
     def log(epoch: int, loss: float, terms: dict) -> None:
         curve["epoch"].append(epoch)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.api import Solver
+from harness.api import Solver, SolverDiverged
 from harness.observables import prediction_from_samples
 from solvers.static import StaticSolver
 
@@ -55,6 +55,18 @@ class Killed(Solver):
 
     def solve(self, problem, times, settings, ctx):
         os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer sends
+
+
+class Diverges(StaticSolver):
+    """Hands over one checkpoint, then blows up with the loss curve it recorded."""
+
+    name = "diverges"
+
+    def solve(self, problem, times, settings, ctx):
+        if ctx.checkpoint_every:
+            ctx.checkpoint(super().solve(problem, times, settings, ctx))
+        raise SolverDiverged("loss blew up at epoch 3",
+                             {"epochs": 3, "loss_curve": {"epoch": [1, 2, 3], "loss": [1.0, 9.0, 1e9]}})
 
 
 class Slow(StaticSolver):
