@@ -319,7 +319,7 @@ def test_time_limit_stops_training():
     pred = DSMSolver().solve(Oscillator(p0=0.5), TIMES[::10], s, Context(seed=0))
     diag = pred.diagnostics
     assert diag["time_limited"] and 1 <= diag["epochs"] < 1_000_000 and pred.finite
-    assert diag["train_s"] < 1.0 + 10 * diag["s_per_epoch"] + 5
+    assert diag["fit_s"] < 1.0 + 10 * diag["s_per_epoch"] + 5
 
 
 def test_blow_up_raises_solver_diverged():
@@ -379,5 +379,5 @@ def test_quick_bosons_against_certified_reference(d, target, tmp_path_factory):
     problem = Bosons(d=d)
     ref = compute_reference(problem, TIMES, tmp_path_factory.mktemp("ref"))
     pred = DSMSolver().solve(problem, TIMES, settings("quick"), Context(seed=0))
-    assert pred.diagnostics["train_s"] < 300 * 1.5  # the quick preset's budget, some slack
+    assert pred.diagnostics["fit_s"] < 300 * 1.5  # the quick preset's budget, some slack
     assert score(pred, ref.prediction)["var_rel_l2"] <= target

@@ -259,13 +259,13 @@ def train(problem, times, settings, ctx):
 
     def summary() -> dict:
         """The diagnostics of the training so far (kept by the harness even if it diverges)."""
-        train_s = time.perf_counter() - start
+        fit_s = time.perf_counter() - start
         return {
             "epochs": epochs_done,
             "time_limited": epochs_done < settings.epochs,
             "n_params": n_params,
-            "train_s": train_s,
-            "s_per_epoch": train_s / max(1, epochs_done),
+            "fit_s": fit_s,  # the record's training time
+            "s_per_epoch": fit_s / max(1, epochs_done),
             "loss_curve": subsample_curve(curve, 400),
             "final_loss": curve["loss"][-1] if curve["loss"] else None,
             "points_per_epoch": settings.batch * (settings.M + 1),
@@ -316,7 +316,7 @@ def train(problem, times, settings, ctx):
             if ctx.checkpoint_every and now - last_ckpt >= ctx.checkpoint_every:
                 pred = predict(net, problem, times, settings, device, ctx.seed,
                                settings.checkpoint_samples,
-                               {"epoch": epoch + 1, "train_s": now - start})
+                               {"epoch": epoch + 1, "fit_s": now - start})
                 ctx.checkpoint(pred)
                 last_ckpt = time.perf_counter()
     diagnostics = summary()
