@@ -1,8 +1,8 @@
 """``python -m harness.worker IN OUT``: run one sweep request in this fresh process.
 
 IN holds the pickled (Request, Reference); OUT receives the pickled result of
-``runner.execute`` (record, prediction, checkpoint scores and diagnostics). A process of its own per run keeps a crash or an OOM kill from taking the
-sweep down with it."""
+``runner.execute`` (record, prediction, checkpoint scores and diagnostics). A process of its
+own per run keeps a crash or an OOM kill from taking the sweep down with it."""
 
 import pickle
 import sys
