@@ -91,7 +91,7 @@ def run_isolated(request: Request, reference: Reference, timeout: float | None,
         try:
             proc = subprocess.run([sys.executable, "-m", "harness.worker", str(inp), str(out)],
                                   capture_output=True, text=True, timeout=timeout,
-                                  env=_thread_env(threads))
+                                  env=thread_env(threads))
         except subprocess.TimeoutExpired:
             return job.record(status="timeout", error=f"exceeded --timeout {timeout:g} s",
                               total_s=timeout), None, {}
@@ -107,7 +107,7 @@ def run_isolated(request: Request, reference: Reference, timeout: float | None,
     return job.record(status=status, error=error), None, {}
 
 
-def _thread_env(threads: int | None) -> dict[str, str] | None:
+def thread_env(threads: int | None) -> dict[str, str] | None:
     """The environment for a child limited to ``threads`` intra-op threads (None: inherited)."""
     if threads is None:
         return None

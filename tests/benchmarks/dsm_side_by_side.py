@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -62,8 +61,7 @@ def _official_epochs(checkout: Path, d: int, epochs: int):
 
 def _qdbench_epochs(d: int, epochs: int):
     """Yield the wall time of a compiling first epoch, then of ``epochs`` more."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from dsm_epoch import paper_epoch
+    from dsm_epoch import paper_epoch  # beside this script, which is sys.path[0]
 
     epoch = paper_epoch(d)
     for _ in range(epochs + 1):
@@ -85,10 +83,11 @@ def child(side: str, d: int, epochs: int, checkout: Path, threads: int) -> None:
 
 
 def _run_child(side: str, d: int, epochs: int, args) -> list[dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    from harness.sweep import thread_env
+
     cmd = [sys.executable, __file__, str(args.checkout), "--child", side, "--d", str(d),
            "--epochs", str(epochs), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode:
         why = (f"killed by signal {-proc.returncode} (SIGKILL: out of memory?)" if proc.returncode < 0
