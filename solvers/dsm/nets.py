@@ -7,17 +7,19 @@ have the same shape, so their weights are stacked along a leading axis of size 2
 into or out of a stacked tensor.
 
 ``PairMLP.jet`` returns, besides the outputs, everything the DSM residuals need in one sweep:
-the time derivative (a forward tangent kept apart from the x tangents, so that nothing is sliced
-and no slice's backward fills zeros), the x-Jacobian (d forward tangents) and ∇(div NN), the
-gradient of the divergence, computed exactly from the second-order identity of a composition of
-linear maps and elementwise nonlinearities σ at "sites" s:
+the time derivative, the x-Jacobian and ∇(div NN), the gradient of the divergence, computed
+exactly from the second-order identity of a composition of linear maps and elementwise
+nonlinearities σ at "sites" s:
 
     ∂_k ∂_i NN_i = Σ_s Σ_h λ_{s,i,h} σ''(a_{s,h}) T_{s,i,h} T_{s,k,h},
 
 where T_{s,k} is the forward tangent of the pre-activation a_s in direction x_k and λ_{s,i} is
 the adjoint of the site's output for output component i (reverse mode, one sweep per component).
-That costs 2 + 2d matrix products per layer instead of the 2 + d + d(d+1)/2 of a forward-mode
-second-order jet (or the d² + 2d + 1 of nested ``jacfwd``); the O(d²) part is elementwise.
+The adjoints at the input layer give the whole input Jacobian ∂NN_i/∂(x, t), ∂t included, by a
+thin product with W0, so no t tangent is pushed through the network. That costs 1 + 2d matrix
+products per layer (value, d tangents, d adjoints) instead of the 2 + d + d(d+1)/2 of a
+forward-mode second-order jet (or the d² + 2d + 1 of nested ``jacfwd``); the O(d²) part is
+elementwise.
 With ``probes`` = K > 0 the sum over i is replaced by Hutchinson's estimator with K Rademacher
 cotangents z (E[z zᵀ] = I), so the reverse part costs K sweeps instead of d (for large d).
 Every step is an ordinary differentiable torch operation, so the parameter gradient of a loss
@@ -186,10 +188,16 @@ class PairMLP(nn.Module):
 
     def _jet1(self, n: int, z: torch.Tensor, probes: torch.Tensor | None):
         """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out
-        (P, direction, H), so that the compiled kernels run their outer loop over points."""
+        (P, direction, H), so that the compiled kernels run their outer loop over points.
+
+        Exact mode reads the whole input Jacobian ∂NN_i/∂(x, t) off the d adjoints that ∇(div ·)
+        needs anyway (a thin product with W0), so only the d x directions are pushed forward
+        through the width × width layers; with probes the adjoints are not per component, and
+        ∂t and the Jacobian come from forward tangents (t among them) instead."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
         d, fast = self.d, self.fast
+        forward_t = probes is not None
 
         def lin(a, k, bias=True):
             return linear(a, w[k], b[k] if bias else None, fast)
@@ -198,26 +206,26 @@ class PairMLP(nn.Module):
         a0 = torch.addmm(b[0], z, w[0].t())
         Tx0 = w[0][:, :d].t().contiguous()  # (d, H): directions x_1..x_d (row-major, so that
         # the tangents derived from it are too)
-        h, s1, s2 = act(a0)
-        Tx, Tt = s1.unsqueeze(1) * Tx0, s1 * w[0][:, d]  # tangents of h: (P, d, H) and (P, H)
+        h, s1_0, s2 = act(a0)
+        Tx = s1_0.unsqueeze(1) * Tx0  # tangents of h: (P, d, H)
+        Tt = s1_0 * w[0][:, d] if forward_t else None  # (P, H)
         sites = [(Tx0, s2)]  # (x tangents of the pre-activation a_s, σ''(a_s))
         blocks = []
         for k in range(self.depth):
             ka, kb = 1 + 2 * k, 2 + 2 * k
             y1, s1a, s2a = act(lin(h, ka))
-            Tx1, Tt1 = lin(Tx, ka, False), lin(Tt, ka, False)
+            Tx1 = lin(Tx, ka, False)
             y2, s1b, s2b = act(lin(y1, kb))
-            Tx2, Tt2 = lin(s1a.unsqueeze(1) * Tx1, kb, False), lin(s1a * Tt1, kb, False)
+            Tx2 = lin(s1a.unsqueeze(1) * Tx1, kb, False)
             h = h + y2
-            Tx, Tt = Tx + s1b.unsqueeze(1) * Tx2, Tt + s1b * Tt2
+            Tx = Tx + s1b.unsqueeze(1) * Tx2
+            if forward_t:
+                Tt = Tt + s1b * lin(s1a * lin(Tt, ka, False), kb, False)
             sites += [(Tx1, s2a), (Tx2, s2b)]
             blocks.append((w[ka], w[kb], s1a, s1b))
         g, s1g, s2g = act(h)
         sites.append((Tx, s2g))
         out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
-        jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast)  # (P, k, i)
-        jac = jac.transpose(1, 2)  # (P, i, k)
-        out_t = linear(s1g * Tt, w[-1], None, fast)
 
         # Reverse sweep with one cotangent per output component i (or per probe): the adjoints
         # of every site's output.
@@ -234,6 +242,13 @@ class PairMLP(nn.Module):
             lam = lam + linear(s1a.unsqueeze(1) * lam_y1, wa.t(), None, fast)
         adjoints.append(lam)  # adjoint of h1 = σ(a0)
         adjoints.reverse()  # now in the order of ``sites``
+
+        if forward_t:
+            jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast).transpose(1, 2)  # (P, i, k)
+            out_t = linear(s1g * Tt, w[-1], None, fast)
+        else:  # ∂NN_i/∂z = λ_{a0,i} W0: (P, i, d + 1), its last column ∂t
+            dz = torch.matmul(s1_0.unsqueeze(1) * lam, w[0])
+            jac, out_t = dz[..., :d], dz[..., d]
 
         grad_div = 0
         for (T, s2), lam in zip(sites, adjoints):
