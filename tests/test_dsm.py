@@ -63,14 +63,14 @@ def test_jet_matches_torch_func(d, depth, activation):
 
 
 def test_onednn_layers_match_torch_matmul():
-    """The oneDNN fp32 path (default on CPU; its own backward and weight-gradient op) gives the
-    same derivatives and parameter gradient as torch's own linear to fp32 rounding."""
+    """The oneDNN fp32 path (the default on AVX-512 CPUs; its own backward and weight-gradient
+    op) gives the same derivatives and parameter gradient as torch's own linear to fp32 rounding."""
     problem = Bosons(d=3)
     x = torch.randn(200, 3, generator=torch.Generator().manual_seed(8)) * 0.3
     t = torch.rand(200, 1, generator=torch.Generator().manual_seed(9))
     outs, grads = [], []
-    for fast in (True, False):
-        net = PairMLP(3, 48, 2, "tanh", torch.Generator().manual_seed(0), fast=fast)
+    for onednn in (True, False):
+        net = PairMLP(3, 48, 2, "tanh", torch.Generator().manual_seed(0), onednn=onednn)
         outs.append(net.jet(x, t))
         r_u, r_v = residuals(net, problem, x, t)
         ((r_u**2).sum() + (r_v**2).sum()).backward()
@@ -219,16 +219,18 @@ def test_time_weights_vanish_from_T_on():
                                torch.sqrt(torch.expm1(2 * (1.0 - inside))))
 
 
-def test_compiled_epoch_matches_eager():
-    """What the quick and paper presets run (compiled path step and loss, oneDNN products kept
-    as an opaque op) gives the eager epoch's points, losses and update: the compiler changes the
-    speed, not the maths. A compiler failure (the eager fallback's warning) fails the test."""
+@pytest.mark.parametrize("onednn", [True, False])
+def test_compiled_epoch_matches_eager(onednn):
+    """What the quick and paper presets run (compiled path step and loss, with the products
+    through oneDNN, kept as an opaque op, or through torch's own) gives the eager epoch's points,
+    losses and update: the compiler changes the speed, not the maths. A compiler failure (the
+    eager fallback's warning) fails the test."""
     problem = Bosons(d=2)
     x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
     out = {}
     for mode in (False, True):
         s = settings("smoke", width=16, N=20, M=5, batch=8, compile=mode)
-        net = PairMLP(2, s.width, generator=torch.Generator().manual_seed(0))
+        net = PairMLP(2, s.width, generator=torch.Generator().manual_seed(0), onednn=onednn)
         opt = torch.optim.Adam(net.parameters(), lr=s.lr)
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message="dsm: torch.compile")

@@ -35,7 +35,7 @@ class Settings:
     engine: str = "adjoint"  #: derivatives: "adjoint" (fused, fast) or "func" (torch.func)
     chunk: int = 0  #: loss points per backward chunk (memory bound); 0: chosen from d, width
     compile: bool = False  #: torch.compile the loss and the path step (~30 s once; inductor
-    #: fuses the elementwise work around the oneDNN products, kept as an opaque op)
+    #: fuses the elementwise work around the products; oneDNN's are kept as an opaque op)
     dtype: str = "float32"  #: "float32" (paper) or "float64"
     threads: int = 0  #: CPU threads; 0: 1 for the small per-step matmuls of the paths, else torch's
     n_predict: int = 10_000  #: fresh trajectories for the returned prediction

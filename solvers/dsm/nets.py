@@ -64,9 +64,14 @@ def _uniform(shape, bound, generator):
 
 
 #: oneDNN's fp32 inner product (AVX-512 on any x86 CPU that has it); torch's fp32 matmul goes
-#: to MKL, which on AMD CPUs runs its AVX2 code: measured here (AMD EPYC, Zen 5, 1 thread,
-#: 6000×500 @ 500×500) 240 GFLOP/s against MKL's 95.
+#: to MKL, which on AMD CPUs runs its AVX2 code.
 _DNN = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+#: Whether the products go through oneDNN by default: only where the CPU has AVX-512. Measured
+#: on 2 cores of an AMD EPYC Zen 5 (AVX-512): 6000×500 @ 500×500 240 GFLOP/s a thread against
+#: MKL's 95. On a Zen 3 (AVX2 only) MKL is as fast or faster: 100×500 @ 500×500 0.43 ms against
+#: oneDNN's 0.75 on 2 threads, and oneDNN's fused tanh post-op costs a further ~40 %; a compiled
+#: paper path step 2.2 ms against 3.7.
+ONEDNN_DEFAULT = _DNN is not None and torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
 @torch.library.custom_op("qdbench::dnn_linear", mutates_args=(),
@@ -123,10 +128,10 @@ def _dnn_backward(ctx, dy):
 dnn_linear.register_autograd(_dnn_backward, setup_context=_dnn_setup)
 
 
-def linear(x, w, b=None, fast: bool = False, act: str = "none"):
+def linear(x, w, b=None, onednn: bool = False, act: str = "none"):
     """One network's layer act(x Wᵀ + b): x (..., K), w (N, K), b (N,) -> (..., N), through
-    oneDNN when ``fast`` and the tensors are fp32 on the CPU, else torch's own kernels."""
-    if fast and _DNN is not None and x.dtype == torch.float32 and x.device.type == "cpu":
+    oneDNN when ``onednn`` and the tensors are fp32 on the CPU, else torch's own kernels."""
+    if onednn and _DNN is not None and x.dtype == torch.float32 and x.device.type == "cpu":
         return dnn_linear(x, w, b, act)
     y = torch.nn.functional.linear(x, w, b)
     return tanh(y) if act == "tanh" else y
@@ -136,10 +141,12 @@ class PairMLP(nn.Module):
     """u and v networks of identical shape; parameters carry a leading axis of size 2."""
 
     def __init__(self, d: int, width: int, depth: int = 1, activation: str = "tanh",
-                 generator: torch.Generator | None = None, dtype=torch.float32, fast: bool = True):
+                 generator: torch.Generator | None = None, dtype=torch.float32,
+                 onednn: bool | None = None):
         super().__init__()
-        #: route the products through oneDNN (fp32 on the CPU only; else torch.nn.functional.linear)
-        self.fast = fast
+        #: route the products through oneDNN (fp32 on the CPU only; else torch.nn.functional.linear);
+        #: None: where it pays, ``ONEDNN_DEFAULT``
+        self.onednn = ONEDNN_DEFAULT if onednn is None else onednn
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}")
         self.d, self.width, self.depth, self.activation = d, width, depth, activation
@@ -168,7 +175,7 @@ class PairMLP(nn.Module):
         w, b = self._params(n)
 
         def layer(x, k):
-            y = linear(x, w[k], b[k], self.fast, fused)
+            y = linear(x, w[k], b[k], self.onednn, fused)
             return y if fused != "none" else act(y)
         h = act(torch.addmm(b[0], z, w[0].t()))  # d + 1 inputs: too thin for oneDNN to pay
         for k in range(self.depth):
@@ -196,11 +203,11 @@ class PairMLP(nn.Module):
         ∂t and the Jacobian come from forward tangents (t among them) instead."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
-        d, fast = self.d, self.fast
+        d, onednn = self.d, self.onednn
         forward_t = probes is not None
 
         def lin(a, k, bias=True):
-            return linear(a, w[k], b[k] if bias else None, fast)
+            return linear(a, w[k], b[k] if bias else None, onednn)
 
         # Input layer: the tangents of a0 are the columns of W0 (the same at every point).
         a0 = torch.addmm(b[0], z, w[0].t())
@@ -237,15 +244,15 @@ class PairMLP(nn.Module):
         lam = s1g.unsqueeze(1) * adj  # adjoint of h before the output activation
         for wa, wb, s1a, s1b in reversed(blocks):
             adjoints.append(lam)  # h_out = h_in + y2: the adjoint of y2 is that of h_out
-            lam_y1 = linear(s1b.unsqueeze(1) * lam, wb.t(), None, fast)
+            lam_y1 = linear(s1b.unsqueeze(1) * lam, wb.t(), None, onednn)
             adjoints.append(lam_y1)
-            lam = lam + linear(s1a.unsqueeze(1) * lam_y1, wa.t(), None, fast)
+            lam = lam + linear(s1a.unsqueeze(1) * lam_y1, wa.t(), None, onednn)
         adjoints.append(lam)  # adjoint of h1 = σ(a0)
         adjoints.reverse()  # now in the order of ``sites``
 
         if forward_t:
-            jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, fast).transpose(1, 2)  # (P, i, k)
-            out_t = linear(s1g * Tt, w[-1], None, fast)
+            jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, onednn).transpose(1, 2)  # (P, i, k)
+            out_t = linear(s1g * Tt, w[-1], None, onednn)
         else:  # ∂NN_i/∂z = λ_{a0,i} W0: (P, i, d + 1), its last column ∂t
             dz = torch.matmul(s1_0.unsqueeze(1) * lam, w[0])
             jac, out_t = dz[..., :d], dz[..., d]

@@ -136,7 +136,7 @@ def auto_chunk(d: int, width: int, probes: int) -> int:
     faster than 581, 2400 within this machine's noise of 1200 and 5100 11 % slower; d = 2, 2000
     points 1 % faster than 1000. Smaller chunks pay more per-call overhead, larger ones leave
     the cache."""
-    directions = 2 + d + (d if probes == 0 else probes)
+    directions = 1 + 2 * d if probes == 0 else 2 + d + probes  # value, tangents, adjoints
     return max(128, int(6e6 / (directions * width)))
 
 

@@ -13,7 +13,7 @@ import torch
 
 from dsm_epoch import paper_epoch
 from solvers.dsm import DSMSolver, Settings
-from solvers.dsm.nets import dnn_weight_grad, linear
+from solvers.dsm.nets import ONEDNN_DEFAULT, dnn_weight_grad, linear
 from solvers.dsm.train import auto_chunk, chunking, path_threads
 from solvers.training import threads
 
@@ -27,28 +27,30 @@ def test_bench_paper_epoch(benchmark, d):
 @pytest.mark.parametrize("d", [2, 4])
 def test_bench_paper_epoch_matmuls(benchmark, d):
     """The floor under one paper epoch: only its width × width products, at the shapes the
-    epoch runs them, through the same oneDNN ops and thread policy. Paths: N steps × 2 nets ×
-    2 layers of batch rows. Loss, per chunk, net and layer: forward products of chunk rows
-    (value), chunk rows (t tangent), d·chunk rows (x tangents) and d·chunk rows (adjoints);
-    as many input gradients; one weight gradient for each."""
+    epoch runs them, through the same backend (oneDNN or torch's) and thread policy. Paths:
+    N steps × 2 nets × 2 layers of batch rows. Loss, per chunk, net and layer: forward products of chunk rows
+    (value), d·chunk rows (x tangents) and d·chunk rows (adjoints); as many input gradients;
+    one weight gradient for each."""
     s = Settings(**DSMSolver.presets["paper"])
     W, P = s.width, s.batch * (s.M + 1)
     k, chunk = chunking(P, auto_chunk(d, W, s.probes))
     weight = torch.randn(W, W)  # one net's layer
     x_path = torch.randn(s.batch, W)
-    shapes = [chunk, chunk, d * chunk, d * chunk]
+    shapes = [chunk, d * chunk, d * chunk]
     rows = [torch.randn(r, W) for r in shapes]
     rows_t = [x.t().contiguous() for x in rows]  # dy as the compiled graph hands it over
+
+    weight_grad = dnn_weight_grad if ONEDNN_DEFAULT else torch.mm
 
     def matmuls():
         with threads(path_threads(s, torch.device("cpu"))):
             for _ in range(s.N * 2 * 2):  # two nets of two width × width layers a step
-                linear(x_path, weight, fast=True)
+                linear(x_path, weight, onednn=ONEDNN_DEFAULT)
         for _ in range(k * 2 * 2):  # per chunk, two nets of two layers
             for x, x_t in zip(rows, rows_t):
-                linear(x, weight, fast=True)  # forward
-                linear(x, weight.t(), fast=True)  # input gradient
-                dnn_weight_grad(x_t, x)  # weight gradient
+                linear(x, weight, onednn=ONEDNN_DEFAULT)  # forward
+                linear(x, weight.t(), onednn=ONEDNN_DEFAULT)  # input gradient
+                weight_grad(x_t, x)  # weight gradient
 
     benchmark.extra_info["gflop"] = 2 * W * W * 2 * 2 * (s.N * s.batch + 3 * k * sum(shapes)) / 1e9
     benchmark.pedantic(matmuls, rounds=3, warmup_rounds=1, iterations=1)
