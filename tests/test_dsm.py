@@ -18,8 +18,8 @@ from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, sample_paths,
-                               training_points)
+from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, predict,
+                               sample_paths, training_points)
 
 TIMES = np.linspace(0.0, 1.0, 101)[1:]
 
@@ -242,6 +242,21 @@ def test_compiled_epoch_matches_eager(onednn):
         out[mode] = (X, T, torch.stack(losses), net.weights[1].detach().clone())
     for eager, fast in zip(out[False], out[True]):
         torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_sampler_matches_eager():
+    """The prediction's compiled integrator step gives the eager one's samples, moments and
+    marginals (a compiler failure fails the test)."""
+    problem = Bosons(d=2)
+    net = PairMLP(2, 16, generator=torch.Generator().manual_seed(0))
+    preds = []
+    for mode in (False, True):
+        s = settings("smoke", width=16, compile=mode)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="dsm: torch.compile")
+            preds.append(predict(net, problem, TIMES[::10], s, torch.device("cpu"), 0, 500))
+    np.testing.assert_allclose(preds[1].var, preds[0].var, rtol=1e-4)
+    np.testing.assert_allclose(preds[1].marginals, preds[0].marginals, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

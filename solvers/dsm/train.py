@@ -75,27 +75,42 @@ def compiled(fn, enabled: bool, what: str):
     return call
 
 
+def sampler_step(net, problem, scheme: str = "heun"):
+    """step(x, drift, t, dt, kick) -> (next state, drift there) of the prediction's integrator:
+    Euler–Maruyama (``"euler"``, weak order 1) or the stochastic Heun predictor–corrector
+    (``"heun"``: weak order 2 for this additive noise, two drift evaluations a step). ``drift``
+    is the drift at x, t the next grid time and dt the step, both (1, 1) tensors (so that a
+    compiled step is specialised to neither), ``kick`` the step's noise √(ħ dt/m) z."""
+    def step(x, drift, t, dt, kick):
+        guess = x + drift * dt + kick
+        next_drift = _drift(net, problem, guess, t)
+        if scheme == "euler":
+            return guess, next_drift
+        x = x + 0.5 * (drift + next_drift) * dt + kick
+        return x, _drift(net, problem, x, t)
+    return step
+
+
 @torch.no_grad()
-def sample_paths(net, problem, x0, times, gen, record=None, scheme="heun"):
+def sample_paths(net, problem, x0, times, gen, record=None, scheme="heun", step=None):
     """Paths of dX = (u + v) dt + √(ħ/m) dW from x0 (B, d) along the grid ``times`` (increasing,
-    times[0] = 0): Euler–Maruyama (``"euler"``, weak order 1) or the stochastic Heun predictor–
-    corrector (``"heun"``: weak order 2 for this additive noise, two drift evaluations a step).
+    times[0] = 0), by ``step`` (from ``sampler_step``, possibly compiled; built from ``scheme``
+    when not given).
 
     ``record`` (bool per grid time) selects which states are returned, as a list.
     No autograd graph is built."""
+    step = step or sampler_step(net, problem, scheme)
     x = x0
     out = [x] if record is None or record[0] else []
     sqrt_ratio = math.sqrt(problem.hbar / problem.m)
     at = torch.as_tensor(np.asarray(times), dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    dts = at[1:] - at[:-1]
     drift = _drift(net, problem, x, at[0])
     for i in range(len(times) - 1):
         dt = float(times[i + 1] - times[i])
         kick = sqrt_ratio * math.sqrt(dt) * torch.randn(x.shape, generator=gen, device=x.device,
                                                         dtype=x.dtype)
-        guess = x + drift * dt + kick
-        next_drift = _drift(net, problem, guess, at[i + 1])
-        x = guess if scheme == "euler" else x + 0.5 * (drift + next_drift) * dt + kick
-        drift = next_drift if scheme == "euler" else _drift(net, problem, x, at[i + 1])
+        x, drift = step(x, drift, at[i + 1], dts[i], kick)
         if record is None or record[i + 1]:
             out.append(x)
     return out
@@ -211,11 +226,12 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
     # one array filled batch by batch: the samples are the memory (10⁵ paths × 100 times × d)
     at_record = np.empty((int(record.sum()), n_samples, problem.d), dtype=np.float32)
     shuffle = np.random.default_rng([seed, 8]) if settings.relabel and problem.exchangeable() else None
+    step = compiled(sampler_step(net, problem, settings.scheme), settings.compile, "sampler step")
     for lo in range(0, n_samples, settings.predict_batch):
         n = min(settings.predict_batch, n_samples - lo)
         x0 = torch.as_tensor(problem.sample_initial(n, rng), dtype=dtype, device=device)
         with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
-            states = torch.stack(sample_paths(net, problem, x0, grid, gen, record, settings.scheme))
+            states = torch.stack(sample_paths(net, problem, x0, grid, gen, record, step=step))
         batch = states.cpu().numpy()
         at_record[:, lo:lo + n] = batch if shuffle is None else relabel(batch, shuffle)
     index = (np.cumsum(record) - 1)[pos]
