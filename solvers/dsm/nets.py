@@ -165,11 +165,21 @@ class PairMLP(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Raw outputs NN(x, t) of both networks: x (P, d), t (P, 1) -> (2, P, d)."""
+        """Raw outputs NN(x, t) of both networks: x (P, d), t (P, 1) -> (2, P, d). Through
+        oneDNN one network after the other; else both at once, by batched products over the
+        stacked weights (half the calls: the paths' per-step products are small)."""
         z = torch.cat([x, t], dim=-1)
-        return torch.stack([self._forward1(n, z) for n in range(2)])
+        if self.onednn:
+            return torch.stack([self._forward1(n, z) for n in range(2)])
+        act, w, b = PLAIN[self.activation], self.weights, self.biases
+        h = act(torch.baddbmm(b[0], z.expand(2, -1, -1), w[0].transpose(1, 2)))
+        for k in range(1, 2 * self.depth + 1, 2):
+            y = act(torch.baddbmm(b[k], h, w[k].transpose(1, 2)))
+            h = h + act(torch.baddbmm(b[k + 1], y, w[k + 1].transpose(1, 2)))
+        return torch.baddbmm(b[-1], act(h), w[-1].transpose(1, 2))
 
     def _forward1(self, n: int, z: torch.Tensor) -> torch.Tensor:
+        """Network n's raw output at z = (x, t), its products through oneDNN."""
         act = PLAIN[self.activation]
         fused = "tanh" if self.activation == "tanh" else "none"  # oneDNN's post-op, if any
         w, b = self._params(n)
