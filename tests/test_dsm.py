@@ -267,7 +267,8 @@ def test_compiled_sampler_matches_eager():
 @pytest.mark.parametrize("bad", [dict(N=0), dict(width=0), dict(lr=-1e-3), dict(batch=0),
                                  dict(M=20, N=10), dict(epochs=0), dict(depth=0),
                                  dict(activation="relu"), dict(engine="jax"), dict(lr=float("nan")),
-                                 dict(probes=-1), dict(lr_final=0.0), dict(time_weights="exp")])
+                                 dict(probes=-1), dict(lr_final=0.0), dict(time_weights="exp"),
+                                 dict(ema=1.0), dict(ema=-0.1)])
 def test_settings_refuse_nonsense(bad):
     with pytest.raises(UserError) as err:
         Settings(**bad)
@@ -329,6 +330,37 @@ def test_checkpoints_are_handed_over():
                       Context(seed=0, checkpoint=got.append, checkpoint_every=1e-9))
     assert len(got) == 3 and all(p.n_samples == 300 for p in got)
     assert [p.diagnostics["epoch"] for p in got] == [10, 20, 30]
+
+
+def test_prediction_uses_the_moving_average_of_the_parameters(monkeypatch):
+    """With ``ema`` = β the prediction's weights are θ̄ ← β θ̄ + (1 − β) θ after every epoch,
+    starting from the first epoch's θ; without it, the last iterate."""
+    import solvers.dsm.train as train_mod
+
+    iterates, predicted = [], []
+    step = train_mod.epoch_step
+
+    def recording_step(net, *args, **kwargs):
+        out = step(net, *args, **kwargs)
+        iterates.append([p.detach().clone() for p in net.parameters()])
+        return out
+
+    def recording_predict(model, *args, **kwargs):
+        predicted.append([p.detach().clone() for p in model.parameters()])
+        return predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "epoch_step", recording_step)
+    monkeypatch.setattr(train_mod, "predict", recording_predict)
+    for beta in (0.5, 0.0):
+        iterates.clear()
+        s = settings("smoke", epochs=4, n_predict=200, ema=beta)
+        DSMSolver().solve(Oscillator(p0=0.5), TIMES[::20], s, Context(seed=0))
+        expected = iterates[0]
+        for theta in iterates[1:]:
+            expected = [beta * a + (1 - beta) * b for a, b in zip(expected, theta)]
+        for got, want in zip(predicted[-1], expected):
+            torch.testing.assert_close(got, want)
+    assert not torch.equal(iterates[-1][1], iterates[-2][1])  # the iterates did move
 
 
 def test_time_limit_stops_training():

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from harness.api import SolverDiverged
 from harness.observables import prediction_from_samples, relabel
@@ -250,6 +251,9 @@ def train(problem, times, settings, ctx):
     net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
     net.to(device)
     n_params = sum(p.numel() for p in net.parameters())
+    # the weights that predict: an average over the last epochs' iterates, or the iterate itself
+    avg = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(settings.ema)) if settings.ema else None
+    model = avg.module if avg else net
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     ratio = 1.0 if settings.lr_final is None else settings.lr_final / settings.lr
     gen = torch.Generator(device=device).manual_seed(ctx.seed + 1)
@@ -306,6 +310,8 @@ def train(problem, times, settings, ctx):
                                    gen, cpu_gen, step)
         with threads(loss_threads):
             lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, loss_fn)
+        if avg:
+            avg.update_parameters(net)
         epochs_done = epoch + 1
         buffer[epoch % log_every, 0] = lu
         buffer[epoch % log_every, 1] = lv
@@ -330,13 +336,13 @@ def train(problem, times, settings, ctx):
             ctx.progress(1.0 if last else min(1.0, max((epoch + 1) / settings.epochs, progress)),
                          loss=loss)
             if ctx.checkpoint_every and now - last_ckpt >= ctx.checkpoint_every:
-                pred = predict(net, problem, times, settings, device, ctx.seed,
+                pred = predict(model, problem, times, settings, device, ctx.seed,
                                settings.checkpoint_samples,
                                {"epoch": epoch + 1, "fit_s": now - start})
                 ctx.checkpoint(pred)
                 last_ckpt = time.perf_counter()
     diagnostics = summary()
     t0 = time.perf_counter()
-    pred = predict(net, problem, times, settings, device, ctx.seed, None, diagnostics)
+    pred = predict(model, problem, times, settings, device, ctx.seed, None, diagnostics)
     diagnostics["predict_s"] = time.perf_counter() - t0
     return pred
