@@ -97,13 +97,14 @@ class DSMSolver(Solver):
         "smoke": dict(N=40, M=20, batch=64, width=32, lr=3e-3, lr_final=3e-4, epochs=150,
                       n_predict=4000, log_every=10),
         # under 5 minutes on 2 CPU cores (bosons d = 4 included), tuned for accuracy there:
-        # small nets, constant rate, training stopped by the clock, a compiled loss, 10⁵ Heun
+        # small nets, constant rate, training stopped by the clock at 200 s (the prediction then
+        # takes ~40–60 s on a 2-core Zen 3, compile included), a compiled loss, 10⁵ Heun
         # paths for the prediction (at d = 2: var_rel_l2 0.016 with the rate decayed to 1e-5 and
         # 10⁴ Euler paths, 0.0044 with these), M = 25 points a path (more, noisier epochs: d = 4
         # 0.029 → 0.016 against M = 50 on a Zen 3) and predicting with the parameters' moving
         # average (d = 2, three seeds: 0.0048–0.0053, against 0.0049–0.0157 from the last iterate)
         "quick": dict(N=100, M=25, batch=100, width=128, lr=1e-3, epochs=100_000,
-                      time_limit=220.0, compile=True, n_predict=100_000, ema=0.98),
+                      time_limit=200.0, compile=True, n_predict=100_000, ema=0.98),
         # the published interacting-bosons settings
         "paper": dict(N=1000, M=150, batch=100, width=500, lr=1e-5, epochs=10_000, compile=True),
     }
