@@ -28,9 +28,9 @@ def test_bench_paper_epoch(benchmark, d):
 def test_bench_paper_epoch_matmuls(benchmark, d):
     """The floor under one paper epoch: only its width × width products, at the shapes the
     epoch runs them, through the same backend (oneDNN or torch's) and thread policy. Paths:
-    N steps × 2 nets × 2 layers of batch rows. Loss, per chunk, net and layer: forward products of chunk rows
-    (value), d·chunk rows (x tangents) and d·chunk rows (adjoints); as many input gradients;
-    one weight gradient for each."""
+    N steps × 2 nets × 2 layers of batch rows. Loss, per chunk, net and layer: forward products
+    of chunk rows (value), d·chunk rows (x tangents) and d·chunk rows (adjoints); as many input
+    gradients; one weight gradient for each."""
     s = Settings(**DSMSolver.presets["paper"])
     W, P = s.width, s.batch * (s.M + 1)
     k, chunk = chunking(P, auto_chunk(d, W, s.probes))
