@@ -1,4 +1,5 @@
-"""One run = one Record (DESIGN §8): long enough to reproduce it, flat enough for a table."""
+"""One run = one Record (DESIGN §8): long enough to reproduce it, flat enough for a table. Its
+metric columns are generated from ``harness.metrics.SCHEMA``."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from typing import Any
 import psutil
 
 import harness
+from harness.metrics import SCHEMA
 
-STATUSES = ("ok", "failed", "diverged", "timeout", "oom", "unsupported")
-METRICS = ("mean_rmse", "mean_rel_l2", "var_rel_l2", "paper_mean_err", "paper_var_err",
-           "density_l1", "density_l1_floor")
+#: ``unscored``: the prediction was stored but no reference could be certified to score it
+STATUSES = ("ok", "failed", "diverged", "timeout", "oom", "unsupported", "unscored")
+#: the metric columns, in schema order
+METRICS = tuple(m.name for m in SCHEMA)
 NAN = float("nan")
 
 
@@ -40,8 +43,9 @@ def reference_key(problem: str, params: dict, n_times: int) -> str:
 
 
 @dataclass
-class Record:
-    """A row of the results table; params and settings are JSON strings so the schema is flat."""
+class RunColumns:
+    """The columns of a row besides the metrics: what ran, how it ended, its reference and its
+    environment; params and settings are JSON strings so the table is flat."""
 
     run_key: str
     problem: str
@@ -55,19 +59,6 @@ class Record:
     status: str = "ok"
     error: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    mean_rmse: float = NAN
-    mean_rel_l2: float = NAN
-    var_rel_l2: float = NAN
-    paper_mean_err: float = NAN
-    paper_var_err: float = NAN
-    density_l1: float = NAN
-    density_l1_floor: float = NAN
-    fit_s: float = NAN
-    predict_s: float = NAN
-    total_s: float = NAN
-    peak_rss_mb: float = NAN
-    peak_gpu_mb: float = NAN
-    n_params: float = NAN
     ref_key: str = ""
     ref_kind: str = ""
     ref_mean_bound: float = NAN
@@ -91,6 +82,13 @@ class Record:
 
     def as_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+Record = dataclasses.make_dataclass(
+    "Record", [(name, float, field(default=NAN)) for name in METRICS], bases=(RunColumns,),
+    namespace={"__module__": __name__,
+               "__doc__": "A row of the results table: the RunColumns, then one float column per "
+                          "metric of the schema (NaN unless set), all taken by keyword."})
 
 
 def _version(package: str) -> str:
