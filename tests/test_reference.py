@@ -1,6 +1,6 @@
-"""The reference solution (harness/reference.py, harness/split_operator.py): the split-operator
-grid run against exact solutions, its certified bound, box checks, the centre-of-mass reduction
-and the disk cache."""
+"""The reference solution (harness/reference/, harness/split_operator.py): the split-operator
+grid run against exact solutions, its certified bound, box checks, the centre-of-mass reduction,
+the memory budget and the disk cache."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness.observables import gaussian_bins
-from harness.reference import (EDGE_MAX, BoxTooSmall, GridSettings, compute_reference, difference,
-                               initial_settings, run_grid)
+from harness.reference import (EDGE_MAX, BoxTooSmall, GridSettings, GridTooLarge, compute_reference,
+                               difference, initial_settings, run_grid)
 from harness.split_operator import composition
 from problems import Bosons, DrivenTrap, Oscillator
 
@@ -129,7 +129,7 @@ def test_bosons_d2_variance_and_cache(tmp_path) -> None:
     ref = compute_reference(problem, times, cache_dir=tmp_path)
     assert ref.prediction.var[-1, 0] == pytest.approx(0.23, abs=0.01)
     assert ref.prediction.var[0, 0] == pytest.approx(problem.sigma0**2, rel=1e-9)
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npz"]
+    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
     start = time.perf_counter()
     again = compute_reference(problem, times, cache_dir=tmp_path)
     assert time.perf_counter() - start < 0.5
@@ -152,10 +152,42 @@ def test_bosons_spread_certified(d: int, expected: float) -> None:
 
 
 def test_a_grid_past_the_memory_budget_is_refused_before_running(monkeypatch) -> None:
-    from harness.reference import GridTooLarge
-
     monkeypatch.setenv("QDBENCH_REFERENCE_GB", "0.0001")
     start = time.perf_counter()
     with pytest.raises(GridTooLarge, match="needs .* GB, budget 0.0001 GB"):
         compute_reference(Bosons(d=3), np.linspace(0, 1, 11))
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("full_grid", [False, True])
+def test_a_huge_d_fails_fast_without_allocating(full_grid: bool) -> None:
+    """d = 10⁹ is refused from the size of the smallest grid, before ψ0 is sampled (20 000 × d
+    numbers) or the Helmert matrix (d × d) is made; the message is one line with the need."""
+    start = time.perf_counter()
+    with pytest.raises(GridTooLarge, match=r"bosons d=1000000000: .* needs at least 10\^\d+ GB, budget 8 GB") as info:
+        compute_reference(Bosons(d=10**9), np.linspace(0, 1, 101), full_grid=full_grid)
+    assert "\n" not in str(info.value)
+    assert time.perf_counter() - start < 2
+
+
+def test_every_grid_is_checked_before_it_runs(monkeypatch) -> None:
+    """A box grown past the budget during certification is refused, not run: the start, its
+    refinement and the box grown once fit a budget that the box grown twice does not."""
+    small = GridSettings(half=1.2, n=26, dt=0.0125, order=4, reduced=True)
+    monkeypatch.setenv("QDBENCH_REFERENCE_GB", str(small.refined().n ** 1 * 80 / 1e9 * 1.01))
+    with pytest.raises(GridTooLarge, match=f"grid of {small.grown().grown().n}\\^1 points"):
+        compute_reference(Bosons(d=2), np.linspace(0, 1, 11), start=small)
+
+
+def test_a_corrupt_cache_entry_is_recomputed_and_overwritten(tmp_path) -> None:
+    problem = Bosons(d=2)
+    times = np.linspace(0, 1, 6)
+    ref = compute_reference(problem, times, cache_dir=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.write_bytes(entry.read_bytes()[:200])  # a write cut short (a full disk, a copy)
+    with pytest.warns(UserWarning, match=f"recomputing: {entry}"):
+        again = compute_reference(problem, times, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.prediction.var, ref.prediction.var)
+    assert again.bound == ref.bound
+    third = compute_reference(problem, times, cache_dir=tmp_path)  # served from the rewritten entry
+    assert third.wall_s == again.wall_s
