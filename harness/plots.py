@@ -1,7 +1,8 @@
 """Plots of the leaderboard (seaborn, PNG and SVG), drawn from the store's table and curves only:
 error, wall time and time per iteration versus d, density heat maps x–t, moments versus time,
 training losses, and error versus wall time during training with each solver's time to reach a
-fixed accuracy."""
+fixed accuracy. Metrics, their labels and targets come from ``harness.metrics.SCHEMA``; runs are
+named as the report names them."""
 
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from harness.metrics import BY_NAME, RANK_BY, SCHEMA  # noqa: E402
+from harness.report import labels  # noqa: E402
 from harness.store import Store  # noqa: E402
 
-#: the fixed targets of the time-to-accuracy view
-TARGET_L1 = 0.05
-TARGET_VAR = 0.05
 # SVGs carry no random ids or dates, so the same store draws the same files
 matplotlib.rcParams.update({"svg.hashsalt": "qdbench", "svg.fonttype": "none"})
 _META = {"svg": {"Date": None}, "png": {"Software": None}}
@@ -41,6 +41,16 @@ def _slug(*parts) -> str:
     return "_".join(str(p) for p in parts).replace("/", "-").replace(" ", "")
 
 
+def _named(part: pd.DataFrame) -> pd.DataFrame:
+    """``part`` with a ``name`` column: the report's label, and the preset where one solver ran
+    under several."""
+    names = labels(part)
+    presets = part.groupby("solver")["preset"].nunique()
+    return part.assign(name=[names[(r.solver, r.preset, r.settings)]
+                             + (f" [{r.preset}]" if presets[r.solver] > 1 else "")
+                             for r in part.itertuples()])
+
+
 def _per_iteration(diagnostics: dict) -> float:
     """Seconds per training iteration: an epoch (dsm, pinn) or a TDVP step (tvmc); NaN else."""
     if diagnostics.get("s_per_epoch"):
@@ -51,16 +61,16 @@ def _per_iteration(diagnostics: dict) -> float:
 
 
 def scaling(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
-    """Per problem: density_l1, wall time and time per training iteration versus d, per solver,
-    log axes, with O(d), O(d²) and exponential guide lines anchored at the smallest d."""
+    """Per problem: the ranking metric, wall time and time per training iteration versus d, per
+    solver, log axes, with O(d), O(d²) and exponential guide lines anchored at the smallest d."""
     files = []
     ok = table[table.status == "ok"]
     for problem, part in ok.groupby("problem"):
         if part.d.nunique() < 2:
             continue
-        part = part.assign(per_iteration=[_per_iteration(c.diagnostics) if c else np.nan
-                                          for c in map(store.curves, part.run_key)])
-        panels = [("density_l1", "density L1 error"), ("total_s", "wall time [s]"),
+        part = _named(part).assign(per_iteration=[_per_iteration(c.diagnostics) if c else np.nan
+                                                  for c in map(store.curves, part.run_key)])
+        panels = [(RANK_BY.name, RANK_BY.label), ("total_s", BY_NAME["total_s"].label),
                   ("per_iteration", "time per epoch / step [s]")]
         fig, axes = plt.subplots(1, 3, figsize=(16, 4))
         for ax, (metric, label) in zip(axes, panels):
@@ -68,7 +78,7 @@ def scaling(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
             if data.empty:
                 ax.set_visible(False)
                 continue
-            sns.lineplot(data=data, x="d", y=metric, hue="solver", marker="o", errorbar="sd", ax=ax)
+            sns.lineplot(data=data, x="d", y=metric, hue="name", marker="o", errorbar="sd", ax=ax)
             ax.set(xscale="log", yscale="log", ylabel=label, title=f"{problem}: {label} vs d")
             d = np.array(sorted(data.d.unique()), dtype=float)
             y0 = float(data[data.d == d[0]][metric].median())
@@ -84,9 +94,10 @@ def scaling(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def _first_ok(part: pd.DataFrame) -> pd.DataFrame:
-    """One ok run per solver (the lowest seed) of a problem × params × d group."""
-    ok = part[part.status == "ok"].sort_values(["solver", "seed"])
-    return ok.groupby("solver", sort=True).head(1)
+    """One ok run per named solver setting (the lowest seed) of a problem × params × d group."""
+    ok = _named(part)
+    ok = ok[ok.status == "ok"].sort_values(["name", "seed"])
+    return ok.groupby("name", sort=True).head(1)
 
 
 def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
@@ -98,7 +109,7 @@ def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
         ref = store.curves(part.iloc[0].ref_key) if part.iloc[0].ref_key else None
         if runs.empty or ref is None:
             continue
-        curves = {r.solver: store.curves(r.run_key) for r in runs.itertuples()}
+        curves = {r.name: store.curves(r.run_key) for r in runs.itertuples()}
         curves = {k: v for k, v in curves.items() if v is not None}
         name = _slug(problem, f"d{d}", hashlib.sha256(params.encode()).hexdigest()[:6])
         panels = [("reference", ref), *curves.items()]
@@ -133,16 +144,25 @@ def per_problem(store: Store, table: pd.DataFrame, out: Path) -> list[Path]:
         tracked = {k: c.diagnostics for k, c in curves.items() if len(c.diagnostics.get("wall_s", [])) > 1}
         if tracked:  # checkpoints of sampling solvers use few samples: density_l1 sits on their
             # histogram-noise floor, so the variance error (noise ~ √(2/n)) is shown beside it
-            fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-            for metric, target, ax in (("density_l1", TARGET_L1, axes[0]),
-                                       ("var_rel_l2", TARGET_VAR, axes[1])):
+            scored = [m for m in SCHEMA if m.checkpoint]
+            fig, axes = plt.subplots(1, len(scored), figsize=(5 * len(scored), 3.5), squeeze=False)
+            for metric, ax in zip(scored, axes[0]):
                 for label, diag in tracked.items():
-                    wall, err = np.asarray(diag["wall_s"]), np.asarray(diag[metric], dtype=float)
-                    hit = wall[np.argmax(err <= target)] if (err <= target).any() else np.nan
-                    ax.plot(wall, err, marker=".", label=f"{label} (≤{target} at {hit:.0f} s)")
-                ax.axhline(target, color="grey", lw=0.8, ls=":")
-                ax.set(xscale="log", yscale="log", xlabel="wall time [s]", ylabel=metric,
-                       title=f"{problem} d={d}: {metric} during training")
+                    if metric.name not in diag:
+                        continue
+                    wall = np.asarray(diag["wall_s"])
+                    err = np.asarray(diag[metric.name], dtype=float)
+                    text = label
+                    if metric.target is not None:
+                        hit = metric.reached(err, metric.target)
+                        at = wall[np.argmax(hit)] if hit.any() else np.nan
+                        sign = "≤" if metric.better == "lower" else "≥"
+                        text += f" ({sign}{metric.target} at {at:.0f} s)"
+                    ax.plot(wall, err, marker=".", label=text)
+                if metric.target is not None:
+                    ax.axhline(metric.target, color="grey", lw=0.8, ls=":")
+                ax.set(xscale="log", yscale="log", xlabel="wall time [s]", ylabel=metric.label,
+                       title=f"{problem} d={d}: {metric.name} during training")
                 ax.legend(fontsize=7)
             files += _save(fig, out / f"training_{name}")
     return files
