@@ -110,21 +110,23 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
 
 
 def _print_rows(name, prob, rows, store) -> None:
+    from harness.metrics import SCHEMA
+
     ref = rows[0]
     console.print(f"[bold]{name}[/] d={prob.d}  "
                   + ", ".join(f"{k}={v:g}" for k, v in prob.params().items() if k != "d"))
     console.print(f"reference: {ref['ref_kind']}; certified bounds: var {_fmt(ref['ref_var_bound'])} "
                   f"(relative), mean {_fmt(ref['ref_mean_bound'])}, density_l1 "
                   f"{_fmt(ref['ref_density_bound'])}; edge mass {_fmt(ref['ref_edge_mass'])}")
+    shown = [m for m in SCHEMA if m.cli]
     table = Table()
-    for col in ("solver", "status", "density_l1", "noise floor", "var_rel_l2", "mean_rmse",
-                "paper var err", "total s", "peak MB", "from store"):
-        table.add_column(col, justify="right" if col not in ("solver", "status") else "left")
+    for col in ("solver", "status"):
+        table.add_column(col)
+    for col in [m.label for m in shown] + ["from store"]:
+        table.add_column(col, justify="right")
     for r in rows:
         status = r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]: {r['error'][:60]}"
-        table.add_row(r["solver"], status, _fmt(r["density_l1"]), _fmt(r["density_l1_floor"]),
-                      _fmt(r["var_rel_l2"]), _fmt(r["mean_rmse"]), _fmt(r["paper_var_err"]),
-                      _fmt(r["total_s"]), _fmt(r["peak_rss_mb"], 4),
+        table.add_row(r["solver"], status, *(m.format(r.get(m.name)) for m in shown),
                       "yes" if r.get("served_from_store") else "")
     console.print(table)
     console.print(f"stored in {store.path}")
