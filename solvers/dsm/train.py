@@ -11,18 +11,16 @@ by its own backward (gradients accumulate), so memory does not grow with B·M or
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from harness.api import SolverDiverged
 from harness.observables import prediction_from_samples, relabel
 from solvers.dsm.loss import initial_velocities, loss_terms
 from solvers.dsm.nets import PairMLP
-from solvers.training import for_matmul, reuse_freed_memory, subsample_curve, threads
+from solvers.training import Budget, TrainingLoop, for_matmul, reuse_freed_memory, threads
 
 
 def path_threads(settings, device: torch.device) -> int | None:
@@ -250,7 +248,6 @@ def train(problem, times, settings, ctx):
     init_gen = torch.Generator().manual_seed(ctx.seed)
     net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
     net.to(device)
-    n_params = sum(p.numel() for p in net.parameters())
     # the weights that predict: an average over the last epochs' iterates, or the iterate itself
     avg = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(settings.ema)) if settings.ema else None
     model = avg.module if avg else net
@@ -261,44 +258,15 @@ def train(problem, times, settings, ctx):
     rng = ctx.rng(1)
 
     loss_fn = loss_function(net, problem, settings)
-    step = compiled(path_step(net, problem, problem.T / settings.N), settings.compile, "path step")
-
+    path = compiled(path_step(net, problem, problem.T / settings.N), settings.compile, "path step")
     paths_n = path_threads(settings, device)
     loss_threads = settings.threads if device.type == "cpu" and settings.threads else None
-    log_every = max(1, settings.log_every)
-    buffer = torch.zeros((log_every, 2), device=device, dtype=dtype)
-    curve = {"epoch": [], "loss": [], "loss_u": [], "loss_v": [], "wall_s": []}
-    first_loss = None
-    start = time.perf_counter()
-    last_ckpt = start
     block = 64
     x0_block = None
-    epoch = 0
-    progress = 0.0
-    epochs_done = 0
 
-    def summary() -> dict:
-        """The diagnostics of the training so far (kept by the harness even if it diverges)."""
-        fit_s = time.perf_counter() - start
-        return {
-            "epochs": epochs_done,
-            "time_limited": epochs_done < settings.epochs,
-            "n_params": n_params,
-            "fit_s": fit_s,  # the record's training time
-            "s_per_epoch": fit_s / max(1, epochs_done),
-            "loss_curve": subsample_curve(curve, 400),
-            "final_loss": curve["loss"][-1] if curve["loss"] else None,
-            "points_per_epoch": settings.batch * (settings.M + 1),
-        }
-
-    for epoch in range(settings.epochs):
-        # training progress in [0, 1]: by epochs, or by time when a time limit comes first
-        # (then the run is no longer bit-reproducible); the rate decays exponentially with it
-        progress = epoch / max(1, settings.epochs - 1)
-        if settings.time_limit:
-            progress = max(progress, (time.perf_counter() - start) / settings.time_limit)
-            if progress >= 1.0 + 1e-9 and epoch > 0:
-                break
+    def step(epoch: int, progress: float):
+        """One epoch on fresh paths; the rate decays exponentially with the training progress."""
+        nonlocal x0_block
         for group in opt.param_groups:
             group["lr"] = settings.lr * ratio ** min(progress, 1.0)
         if epoch % block == 0:  # one host-to-device copy per block of epochs
@@ -307,42 +275,18 @@ def train(problem, times, settings, ctx):
                 dtype=dtype, device=device)
         with threads(paths_n):
             X, T = training_points(net, problem, x0_block[epoch % block], settings.N, settings.M,
-                                   gen, cpu_gen, step)
+                                   gen, cpu_gen, path)
         with threads(loss_threads):
             lu, lv = epoch_step(net, opt, problem, X, T, settings, gen, loss_fn)
         if avg:
             avg.update_parameters(net)
-        epochs_done = epoch + 1
-        buffer[epoch % log_every, 0] = lu
-        buffer[epoch % log_every, 1] = lv
-        last = epoch + 1 == settings.epochs or (
-            settings.time_limit and time.perf_counter() - start >= settings.time_limit)
-        if (epoch + 1) % log_every == 0 or last:
-            rows = buffer[: epoch % log_every + 1].cpu().numpy()  # the only sync: every k epochs
-            loss = float(rows[-1].sum() / 2)
-            if not np.isfinite(rows).all():
-                raise SolverDiverged(f"loss is not finite at epoch {epoch + 1}", summary())
-            if first_loss is None:
-                first_loss = max(loss, 1e-30)
-            elif loss > settings.blowup * first_loss:
-                raise SolverDiverged(f"loss blew up at epoch {epoch + 1}: {loss:.3g} "
-                                     f"> {settings.blowup:g} × initial {first_loss:.3g}", summary())
-            now = time.perf_counter()
-            curve["epoch"].append(epoch + 1)
-            curve["loss"].append(loss)
-            curve["loss_u"].append(float(rows[-1, 0]))
-            curve["loss_v"].append(float(rows[-1, 1]))
-            curve["wall_s"].append(now - start)
-            ctx.progress(1.0 if last else min(1.0, max((epoch + 1) / settings.epochs, progress)),
-                         loss=loss)
-            if ctx.checkpoint_every and now - last_ckpt >= ctx.checkpoint_every:
-                pred = predict(model, problem, times, settings, device, ctx.seed,
-                               settings.checkpoint_samples,
-                               {"epoch": epoch + 1, "fit_s": now - start})
-                ctx.checkpoint(pred)
-                last_ckpt = time.perf_counter()
-    diagnostics = summary()
-    t0 = time.perf_counter()
-    pred = predict(model, problem, times, settings, device, ctx.seed, None, diagnostics)
-    diagnostics["predict_s"] = time.perf_counter() - t0
-    return pred
+        return (lu + lv) / 2, {"u": lu, "v": lv}
+
+    def predict_with(n_samples):
+        return lambda diagnostics: predict(model, problem, times, settings, device, ctx.seed,
+                                           n_samples, diagnostics)
+
+    budget = Budget(settings.epochs, settings.time_limit, settings.log_every, settings.blowup)
+    loop = TrainingLoop("dsm", budget, ctx, sum(p.numel() for p in net.parameters()))
+    loop.run(step, predict_with(settings.checkpoint_samples))
+    return loop.finish(predict_with(None), points_per_epoch=settings.batch * (settings.M + 1))
