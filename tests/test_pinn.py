@@ -18,7 +18,9 @@ from harness.settings import resolve_settings
 from problems import Bosons, Oscillator
 from solvers.pinn import PINNSolver, Settings
 from solvers.pinn.net import PsiNet
-from solvers.pinn.train import Ansatz, Trainer, directions
+from solvers.pinn.ansatz import Ansatz
+from solvers.pinn.collocation import directions
+from solvers.pinn.train import Trainer
 
 TIMES = np.linspace(0.0, 1.0, 21)
 
@@ -204,17 +206,17 @@ def test_presets_resolve_and_bad_overrides_are_refused():
         resolve_settings(PINNSolver, "quick", {"collocation": "halton"})
 
 
-def test_supports_and_check():
+def test_supports_refuses_high_d_and_grids_too_large():
     solver = PINNSolver()
-    assert solver.supports(Bosons(d=4))[0]
+    assert solver.supports(Bosons(d=4)) == (True, "")
     ok, reason = solver.supports(Bosons(d=20))
     assert not ok and "d = 20" in reason
     big_grid = Settings(predict="grid", grid_points=200)
-    with pytest.raises(UserError):
-        solver.check(big_grid, Bosons(d=4))
-    ok, reason = solver.supports(Bosons(d=4), big_grid)
-    assert not ok and "predict=is" in reason
-    assert solver.supports(Bosons(d=4), Settings())[0]
+    assert solver.supports(Bosons(d=4), big_grid) == (
+        False, "pinn: a grid of 200^4 points is too large to evaluate; use predict=is")
+    assert solver.supports(Bosons(d=4)) == (True, "")  # without settings: d and box only
+    assert solver.supports(Bosons(d=4), Settings()) == (True, "")  # auto: importance sampling
+    assert not solver.supports(Bosons(d=3), Settings(grid_points=200))[0]
 
 
 TINY = dict(width=16, depth=1, epochs=20, n_colloc=200, log_every=5, grid_points=101)

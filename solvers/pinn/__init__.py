@@ -11,7 +11,9 @@ term (∫|ψ(·,t)|² = 1; the residual scales with |ψ|, so without it the netw
 letting ψ decay) and a time curriculum (the collocation horizon grows from T/10 to T).
 
 Modules: ``net`` (the network and its forward-mode jet: exact Laplacian for small d, Hutchinson
-probes for large d), ``train`` (ansatz, residual, collocation, optimisation, prediction).
+probes for large d), ``ansatz`` (ψ on the network, its derivatives, the residual),
+``collocation`` (the loss points), ``train`` (the loss and its optimisation) and ``predict``
+(|ψ|² on a grid or importance-sampled).
 """
 
 from __future__ import annotations
@@ -136,30 +138,23 @@ class PINNSolver(Solver):
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             return False, f"pinn needs a finite box, got {problem.box}"
         if settings is not None:
-            try:
-                self.check(settings, problem)
-            except UserError as exc:
-                return False, str(exc)
+            method = settings.predict
+            if method == "auto":
+                method = "grid" if problem.d <= 3 else "is"
+            if method == "grid":
+                from solvers.pinn.predict import AUTO_GRID
+
+                n = settings.grid_points or AUTO_GRID.get(problem.d, 41)
+                if n**problem.d > MAX_GRID:
+                    return False, (f"pinn: a grid of {n}^{problem.d} points is too large to "
+                                   f"evaluate; use predict=is")
         return True, ""
-
-    def check(self, settings: Settings, problem: Problem) -> None:
-        method = settings.predict
-        if method == "auto":
-            method = "grid" if problem.d <= 3 else "is"
-        if method == "grid":
-            from solvers.pinn.train import AUTO_GRID
-
-            n = settings.grid_points or AUTO_GRID.get(problem.d, 41)
-            if n**problem.d > MAX_GRID:
-                raise UserError(f"pinn: a grid of {n}^{problem.d} points is too large to "
-                                f"evaluate; use predict=is")
 
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
               ctx: Context) -> Prediction:
         from solvers.pinn.train import thread_count, train
         from solvers.training import threads
 
-        self.check(settings, problem)
         with threads(thread_count(settings, problem.d, ctx.device)):
             return train(problem, np.asarray(times, dtype=float), settings, ctx)
 

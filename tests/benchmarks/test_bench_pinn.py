@@ -25,7 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.api import Context
 from problems import Bosons
 from solvers.pinn import PINNSolver, Settings
-from solvers.pinn.train import DTYPES, Trainer, thread_count, threads
+from solvers.pinn.train import DTYPES, Trainer, thread_count
+from solvers.training import threads
 
 
 def matmul_rate(rows: int, width: int, dtype, repeats: int = 30) -> float:
