@@ -245,11 +245,9 @@ class Solver(ABC):
 
     def supports(self, problem: Problem, settings: Any = None) -> tuple[bool, str]:
         """(True, "") when this solver can run ``problem`` (with ``settings``, when given: e.g. a
-        grid that must fit in memory), else (False, reason)."""
+        grid that must fit in memory), else (False, reason). The one refusal hook: the harness
+        calls it once before ``solve``, and a refusal is stored as an ``unsupported`` row."""
         return True, ""
-
-    def check(self, settings: Any, problem: Problem) -> None:
-        """Refuse settings that make no sense for this problem (raise UserError), before solving."""
 
     @abstractmethod
     def solve(self, problem: Problem, times: np.ndarray, settings: Any, ctx: Context) -> Prediction:

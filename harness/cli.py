@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
 
 import click
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from harness.api import UserError
 from harness.registry import discover
-from harness.runner import DEFAULT_TIMES, plan, resolve_device, run
+from harness.runner import DEFAULT_TIMES, resolve_device
 from harness.settings import parse_pairs
 from harness.store import Store
 
@@ -63,6 +64,28 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
+#: seeds are stored as 64-bit integers
+MAX_SEED = 2**63 - 1
+#: most runs one sweep takes (each is planned, and checked, before anything runs)
+MAX_GRID = 100_000
+
+
+def _finite(ctx, param, value):
+    """Refuse NaN and infinity for an option of seconds."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
+def _names(values: tuple[str, ...] | str, option: str) -> list[str]:
+    """The names given to a repeatable or comma-separated option (which was given): naming
+    nothing (``--solver ,``) is a UserError, not a silent "all"."""
+    names = _split(",".join(values) if isinstance(values, tuple) else values)
+    if not names:
+        raise UserError(f"{option} names nothing")
+    return names
+
+
 @cli.command("run")
 @click.option("--problem", required=True, help="Problem name (see `harness list`).")
 @click.option("--d", type=int, default=None, help="Dimension (number of particles / axes).")
@@ -72,41 +95,65 @@ def _fmt(value: float, digits: int = 3) -> str:
                    "(those that refuse the problem are stored as `unsupported`).")
 @click.option("--preset", default=None, help="Settings preset: smoke, quick (default) or paper.")
 @click.option("--set", "sets", multiple=True, metavar="K=V", help="Solver setting (repeatable).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--times", "n_times", type=click.IntRange(min=1), default=DEFAULT_TIMES, show_default=True,
               help="Number of scored times in (0, T].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              callback=_finite, help="Seconds a run may take before it is stopped and stored "
+                                     "as `timeout`.")
 @click.option("--store", "store_path", default=None, metavar="PATH",
               help="Results table (default $QDBENCH_STORE or results/runs.parquet).")
 @click.option("--force", is_flag=True, help="Recompute runs already in the store.")
 @plugin_option
-def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_times, store_path,
-            force, plugins) -> None:
-    """Run solvers on a problem, score them against the reference, store and print the rows."""
-    reg = discover(plugins)
+def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_times, timeout,
+            store_path, force, plugins) -> None:
+    """Run solvers on a problem, score them against the reference, store and print the rows.
+
+    Each solver runs in a child process of its own, as in a sweep: whatever it does, even
+    exiting or being killed, becomes a stored row with its status and reason."""
+    from harness import sweep
+
+    reg = sweep.registry(tuple(plugins))
     prob = reg.problem(problem, d, parse_pairs(params, "--param"))
-    device = resolve_device(device)
-    names = [n for arg in solver_names for n in arg.split(",") if n]
-    solvers = [reg.solver(n) for n in names] if names else list(reg.solvers.values())
-    jobs = plan(problem, prob, solvers, preset, parse_pairs(sets, "--set"), seed, device, n_times)
-    if not names:  # every solver; those that refuse the problem are stored as `unsupported`
+    names = _names(solver_names, "--solver") if solver_names else list(reg.solvers)
+    requests = sweep.grid([problem], [d], names, [seed], params=parse_pairs(params, "--param"),
+                          preset=preset, sets=parse_pairs(sets, "--set"),
+                          device=resolve_device(device), n_times=n_times, plugins=tuple(plugins))
+    if not solver_names:  # every solver; those that refuse the problem are stored as `unsupported`
         for name, reason in reg.unavailable.items():
             console.print(f"[yellow]solver {name} unavailable[/]: {reason}")
     store = Store(store_path)
+    store.ensure_writable()
+    todo = sweep.pending(requests, store, force)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%  {task.fields[info]}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
 
-        def on_progress(name: str):
-            task = bar.add_task(name, total=1.0, info="")
+        def on_progress(req):
+            task = bar.add_task(req.solver, total=1.0, info="")
 
             def update(fraction: float, **info) -> None:
                 text = "  ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in info.items())
                 bar.update(task, completed=fraction, info=text)
             return update
 
-        rows = run(jobs, store, force=force, on_progress=on_progress)
-    _print_rows(problem, prob, rows, store)
+        sweep.execute(todo, store, timeout=timeout, force=force, on_progress=on_progress,
+                      on_done=_claimed, on_note=_note)
+    fresh = {r.job().key for r in todo}
+    rows = [dict(store.get(r.job().key) or {}, served_from_store=r.job().key not in fresh)
+            for r in requests]
+    _print_rows(problem, prob, [r for r in rows if "run_key" in r], store)
+
+
+def _note(text: str) -> None:
+    console.print(f"[yellow]{text}[/]")
+
+
+def _claimed(req, status: str) -> None:
+    if status == "claimed":
+        _note(f"{req.problem} {req.solver} seed={req.seed}: being computed by another process; "
+              f"not computed twice (rerun later to see it)")
 
 
 def _print_rows(name, prob, rows, store) -> None:
@@ -134,9 +181,9 @@ def _print_rows(name, prob, rows, store) -> None:
 
 @cli.command("sweep")
 @click.option("--problem", "problems", required=True, metavar="NAME ...", help="Problem name(s).")
-@click.option("--d", "ds", default="", metavar="N ...", help="Dimensions (default: the problem's).")
+@click.option("--d", "ds", default=None, metavar="N ...", help="Dimensions (default: the problem's).")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="Problem parameter (repeatable).")
-@click.option("--solver", "solver_names", default="", metavar="NAME ...",
+@click.option("--solver", "solver_names", default=None, metavar="NAME ...",
               help="Solvers (default: every registered one).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of seeds (0 … seeds-1).")
@@ -148,9 +195,10 @@ def _print_rows(name, prob, rows, store) -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler to join.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              callback=_finite,
               help="Seconds a run may take before it is stopped and stored as `timeout`.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="S", help="Score the training solvers' prediction every S seconds (the "
+              callback=_finite, metavar="S", help="Score the training solvers' prediction every S seconds (the "
                                 "error-versus-wall-time plot).")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
 @click.option("--store", "store_path", default=None, metavar="PATH")
@@ -162,16 +210,23 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
     """Run the grid problem × d × solver × seed, each run isolated; resume what is stored."""
     from harness import sweep
 
-    reg = discover(plugins)
-    dims = [_int(v, "--d") for v in _split(ds)] or [None]
-    names = _split(solver_names) or sorted(reg.solvers)
-    requests = sweep.grid(_split(problems), dims, names, list(range(seeds)),
+    reg = sweep.registry(tuple(plugins))
+    dims = [_int(v, "--d") for v in _names(ds, "--d")] if ds is not None else [None]
+    names = _names(solver_names, "--solver") if solver_names is not None else sorted(reg.solvers)
+    problem_names = _names(problems, "--problem")
+    size = len(problem_names) * len(dims) * len(names) * seeds
+    if size > MAX_GRID:
+        raise UserError(f"the grid has {size} runs, more than the {MAX_GRID} a sweep takes; "
+                        f"split it")
+    requests = sweep.grid(problem_names, dims, names, list(range(seeds)),
                           params=parse_pairs(params, "--param"), preset=preset,
                           sets=parse_pairs(sets, "--set"), device=resolve_device(device),
                           n_times=n_times, plugins=tuple(plugins),
                           checkpoint_every=checkpoint_every)
     store = Store(store_path)
     todo = sweep.pending(requests, store, force)
+    if not dry_run:
+        store.ensure_writable()
     if dry_run:
         table = Table(title=f"{len(requests)} runs, {len(requests) - len(todo)} stored")
         for col in ("problem", "d", "solver", "seed", "run key", "stored"):
@@ -195,7 +250,7 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                 console.print(f"{req.problem} d={req.d} {req.solver} seed={req.seed}: {status}")
 
         sweep.execute(todo, store, executor=executor, workers=workers, scheduler=scheduler,
-                      timeout=timeout, on_done=done)
+                      timeout=timeout, force=force, on_done=done, on_note=_note)
     console.print(f"stored in {store.path}")
 
 
@@ -247,15 +302,26 @@ def _join_multi(argv: list[str]) -> list[str]:
     return out
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: one-line errors with exit code 2 for bad input."""
+    """Entry point: one-line errors with exit code 2 for bad input; Ctrl-C or SIGTERM stop the
+    running children and keep every finished run (exit 130)."""
+    from harness.sweep import SweepAborted
+
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=_join_multi(sys.argv[1:]), standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except SweepAborted as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted: finished runs are stored; rerun the command to resume", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)

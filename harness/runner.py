@@ -1,6 +1,10 @@
-"""Run problem × solver × seed: resolve settings, serve cached runs from the store, compute the
-reference once, run each solver with its clock and memory watched, score, and store a row —
-also for a solver that refuses the problem, raises, diverges or returns NaN."""
+"""One run of a solver on a problem: plan it (settings resolved, sizes checked, before anything
+runs), execute it with its clock and memory watched inside one fault boundary, and score it.
+
+Whatever the solver does (refuses, raises, exits, diverges, returns NaN or wrong shapes) becomes
+a Record with its status and reason. ``execute`` runs in the process it is called from; the
+harness calls it inside a child process of its own (``harness.isolate``), so that a kill, too,
+becomes a row."""
 
 from __future__ import annotations
 
@@ -15,13 +19,16 @@ import numpy as np
 import psutil
 
 from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, UserError
-from harness.metrics import score
+from harness.metrics import SCHEMA, checkpoint_scores, score
 from harness.record import Record, environment, reference_key, run_key
 from harness.reference import Reference, compute_reference
 from harness.settings import resolve_settings, settings_dict, split_overrides
 from harness.store import Store
 
 DEFAULT_TIMES = 100
+#: largest prediction (times × coordinates × bins floats) the harness accepts to plan: the
+#: reference, the metrics and the store each hold a few copies of it
+MAX_PREDICTION_GB = 2.0
 log = logging.getLogger("qdbench")
 
 
@@ -100,6 +107,12 @@ class Job:
 def plan(problem_name: str, problem: Problem, solvers: list[type[Solver]], preset: str | None,
          overrides: dict[str, str], seed: int, device: str, n_times: int = DEFAULT_TIMES) -> list[Job]:
     """Jobs for each solver; bad settings raise UserError here, before anything runs."""
+    need = (n_times + 1) * problem.d * problem.n_bins * 8 / 1e9
+    if need > MAX_PREDICTION_GB:
+        raise UserError(f"{problem_name} d={problem.d} with {n_times} scored times: a prediction "
+                        f"of {n_times + 1} × {problem.d} × {problem.n_bins} marginal bins needs "
+                        f"{need:.3g} GB, more than the {MAX_PREDICTION_GB:g} GB the harness "
+                        f"holds; lower --d or --times")
     times = scored_times(problem, n_times)
     shares = split_overrides(solvers, overrides)
     jobs = []
@@ -110,56 +123,89 @@ def plan(problem_name: str, problem: Problem, solvers: list[type[Solver]], prese
     return jobs
 
 
-def _reference_fields(ref: Reference) -> dict:
+def reference_fields(ref: Reference | None) -> dict:
+    """The record's columns that describe the reference (empty without one)."""
+    if ref is None:
+        return {}
     return dict(ref_kind=ref.kind, ref_mean_bound=ref.bound.get("mean", np.nan),
                 ref_var_bound=ref.bound.get("var", np.nan),
                 ref_density_bound=ref.bound.get("density_l1", np.nan), ref_edge_mass=ref.edge_mass)
 
 
-def execute(job: Job, ref: Reference,
+def execute(job: Job, ref: Reference | None, no_reference: str = "",
             on_progress: Callable[..., None] = lambda fraction, **info: None,
             checkpoint_every: float | None = None) -> tuple[Record, Prediction | None, dict]:
-    """Run one job now (no store involved): its record, its prediction (None unless ok) and
-    what to keep whatever its status, ``dict(extras=checkpoint scores, diagnostics=...)``."""
-    supported, reason = job.solver().supports(job.problem, job.settings)
-    if not supported:
-        return job.record(status="unsupported", error=reason, **_reference_fields(ref)), None, {}
+    """Run one job in this process (no store involved): its record, its prediction (None unless
+    ``ok`` or ``unscored``) and what to keep whatever its status, ``dict(extras=checkpoint
+    scores, diagnostics=...)``. Without a reference (``ref`` None, ``no_reference`` saying why)
+    a valid prediction is kept unscored, to be scored once a reference exists."""
     start = time.perf_counter()
-    checkpoints: dict[str, list[float]] = {"wall_s": [], "density_l1": [], "var_rel_l2": []}
+    checkpoints: dict[str, list[float]] = {"wall_s": [], **{m.name: [] for m in SCHEMA if m.checkpoint}}
 
     def checkpoint(pred: Prediction) -> None:
-        scores = score(pred, ref.prediction)
+        if ref is None:
+            return
         checkpoints["wall_s"].append(time.perf_counter() - start)
-        checkpoints["density_l1"].append(scores["density_l1"])
-        checkpoints["var_rel_l2"].append(scores["var_rel_l2"])
+        for name, value in checkpoint_scores(pred, ref.prediction).items():
+            checkpoints[name].append(value)
 
     ctx = Context(seed=job.seed, device=job.device, progress=on_progress, checkpoint=checkpoint,
-                  checkpoint_every=checkpoint_every)
+                  checkpoint_every=checkpoint_every if ref is not None else None)
     status, error, pred, metrics, diag = "ok", "", None, {}, {}
     gpu = _gpu_peak_reset(job.device)
     with PeakMemory() as mem:
         try:
             solver = job.solver()
-            solver.check(job.settings, job.problem)
-            pred = solver.solve(job.problem, job.times, job.settings, ctx)
-            diag = getattr(pred, "diagnostics", {})
-            _validate(pred, job)
-            metrics = score(pred, ref.prediction)
+            supported, reason = _answer(solver.supports(job.problem, job.settings))
+            if not supported:
+                status, error = "unsupported", reason
+            else:
+                pred = solver.solve(job.problem, job.times, job.settings, ctx)
+                diag = getattr(pred, "diagnostics", None) or {}
+                _validate(pred, job)
+                if ref is None:
+                    status, error = "unscored", f"no reference: {no_reference}"
+                else:
+                    metrics = score(pred, ref.prediction)
         except SolverDiverged as exc:
             status, error, diag = "diverged", str(exc), exc.diagnostics
         except MemoryError:
             status, error = "oom", "MemoryError"
+        except SystemExit as exc:  # a solver must not end the harness: it is a failure
+            status, error = "failed", f"solver called sys.exit({exc.code!r})"
         except Exception as exc:  # a crashing solver becomes a row, never a lost run
             status = "failed"
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            error = (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0]
             log.debug("solver %s failed", job.solver.name, exc_info=True)
     total = time.perf_counter() - start
     record = job.record(
         status=status, error=error, total_s=total,
-        fit_s=float(diag.get("fit_s", np.nan)), predict_s=float(diag.get("predict_s", np.nan)),
-        n_params=float(diag.get("n_params", np.nan)), peak_rss_mb=mem.peak_mb,
-        peak_gpu_mb=_gpu_peak(gpu), **metrics, **_reference_fields(ref))
-    return record, (pred if status == "ok" else None), dict(extras=checkpoints, diagnostics=diag)
+        fit_s=_number(diag, "fit_s"), predict_s=_number(diag, "predict_s"),
+        n_params=_number(diag, "n_params"), peak_rss_mb=mem.peak_mb,
+        peak_gpu_mb=_gpu_peak(gpu), **metrics, **reference_fields(ref))
+    kept = dict(extras=checkpoints, diagnostics=diag if isinstance(diag, dict) else {})
+    return record, (pred if status in ("ok", "unscored") else None), kept
+
+
+def rescore(record: dict, pred: Prediction, ref: Reference) -> dict:
+    """The row of an ``unscored`` run scored against ``ref``, now that a reference exists."""
+    return dict(record, status="ok", error="", **score(pred, ref.prediction), **reference_fields(ref))
+
+
+def _answer(answer) -> tuple[bool, str]:
+    """``supports``'s answer checked: a (bool, reason) pair, a reason when it refuses."""
+    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[1], str)):
+        raise TypeError(f"supports() returned {answer!r}, not a (bool, reason) pair")
+    ok, reason = bool(answer[0]), answer[1]
+    return ok, reason if ok or reason else "refused without a reason"
+
+
+def _number(diag, key: str) -> float:
+    """A number the solver reported in its diagnostics (NaN when absent or not a number)."""
+    try:
+        return float(diag.get(key, np.nan))
+    except (TypeError, ValueError, AttributeError):
+        return float("nan")
 
 
 def _validate(pred: Prediction, job: Job) -> None:
@@ -192,29 +238,10 @@ def _gpu_peak(active: bool) -> float:
 
 
 def reference_for(job: Job, store: Store) -> Reference:
-    """The job's certified reference (cached on disk), its curves stored for the reports."""
+    """The job's certified reference (cached on disk), its curves stored for the reports;
+    ``ReferenceFailed`` when none can be certified."""
     ref = compute_reference(job.problem, job.times, store.references_dir)
     if store.curves(job.ref_key) is None:
         store.put_curves(job.ref_key, ref.prediction,
                          diagnostics=dict(kind=ref.kind, bound=ref.bound, settings=ref.settings))
     return ref
-
-
-def run(jobs: list[Job], store: Store, force: bool = False,
-        on_progress: Callable[[str], Callable[..., None]] = lambda name: (lambda f, **i: None),
-        checkpoint_every: float | None = None) -> list[dict]:
-    """Run (or serve from ``store``) every job; return their stored rows, in order.
-
-    The reference is computed (or read from its cache) once, and only if a job needs running."""
-    rows: list[dict | None] = [None if force else store.get(job.key) for job in jobs]
-    ref = None
-    for i, job in enumerate(jobs):
-        if rows[i] is not None:
-            rows[i]["served_from_store"] = True
-            continue
-        if ref is None:
-            ref = reference_for(job, store)
-        record, pred, kept = execute(job, ref, on_progress(job.solver.name), checkpoint_every)
-        store.put(record, pred, **kept)
-        rows[i] = dict(record.as_row(), served_from_store=False)
-    return rows

@@ -13,13 +13,17 @@ from harness.api import Solver, UserError
 
 
 def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, str]:
-    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without '=' is a UserError."""
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without '=' or a key given twice
+    is a UserError."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise UserError(f"{option} expects key=value, got {pair!r}")
-        out[key.strip()] = value.strip()
+        if key in out:
+            raise UserError(f"{option} {key} is given twice ({out[key]!r} and {value.strip()!r})")
+        out[key] = value.strip()
     return out
 
 

@@ -1,31 +1,39 @@
-"""Sweeps: the grid problem × d × solver × seed, each run in its own child process so that a crash,
-an out-of-memory kill or a timeout becomes a stored row and the sweep goes on.
+"""Sweeps: the grid problem × d × solver × seed (``harness run`` is a sweep of one problem and
+seed), each run in a child process of its own (``harness.isolate``).
 
-Runs are scheduled by a thread pool (``local``) or by Dask (``dask``: a LocalCluster, or any
+Runs are scheduled on this machine (``local``) or by Dask (``dask``: a LocalCluster, or any
 scheduler address, e.g. one started by dask-jobqueue on Slurm/PBS). Wherever a run executes, its
 result comes back to this process, the store's only writer, which stores it as soon as it lands:
-killing the sweep loses no finished run, and rerunning it resumes (finished keys are skipped)."""
+killing the sweep loses no finished run, and rerunning it resumes (finished keys are skipped).
+A run being computed is claimed by a lock file beside the store, so a second sweep on the same
+store skips it instead of computing it twice. Ctrl-C kills the running children, cancels what
+was queued and keeps what finished."""
 
 from __future__ import annotations
 
 import functools
 import os
-import pickle
-import signal
-import subprocess
-import sys
-import tempfile
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from harness.api import UserError
-from harness.reference import Reference
+from harness.isolate import Children, run_isolated
+from harness.reference import Reference, ReferenceFailed
 from harness.registry import discover
-from harness.runner import Job, plan, reference_for
-from harness.settings import split_overrides
+from harness.record import Record
+from harness.runner import Job, plan, reference_for, rescore
 from harness.store import Store
+
+#: seconds a Dask sweep waits for a worker to come back before it gives up (without --timeout)
+NO_WORKER_GRACE = 60.0
+
+
+class SweepAborted(RuntimeError):
+    """The sweep cannot go on (every Dask worker is gone): one line, finished runs kept."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class Request:
     checkpoint_every: float | None = None  #: seconds between scored predictions during training
 
     def job(self) -> Job:
-        reg = _registry(self.plugins)
+        reg = registry(self.plugins)
         problem = reg.problem(self.problem, self.d, dict(self.params))
         (job,) = plan(self.problem, problem, [reg.solver(self.solver)], self.preset,
                       dict(self.sets), self.seed, self.device, self.n_times)
@@ -53,7 +61,7 @@ class Request:
 
 
 @functools.cache
-def _registry(plugins: tuple[str, ...]):
+def registry(plugins: tuple[str, ...]):
     return discover(plugins)
 
 
@@ -62,7 +70,11 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
          n_times: int, plugins: tuple[str, ...] = (),
          checkpoint_every: float | None = None) -> list[Request]:
     """Every combination, each checked (names, parameters, settings) before anything runs."""
-    reg = _registry(plugins)
+    from harness.settings import split_overrides
+
+    if not problems or not solvers or not seeds:
+        raise UserError("the grid is empty: name at least one problem and one solver")
+    reg = registry(plugins)
     shares = split_overrides([reg.solver(name) for name in solvers], sets)
     requests = []
     for problem in problems:
@@ -77,93 +89,210 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
     return requests
 
 
-def run_isolated(request: Request, reference: Reference, timeout: float | None,
-                 threads: int | None = None):
-    """Run one request in a fresh Python process; return what ``runner.execute`` returns.
-
-    ``threads`` caps the child's OpenMP/BLAS threads (runs sharing a machine must not
-    oversubscribe it). The child's fate becomes the status: a timeout -> ``timeout``; killed by
-    SIGKILL (what the kernel's out-of-memory killer sends) -> ``oom``; any other death -> ``failed``."""
-    job = request.job()
-    with tempfile.TemporaryDirectory(prefix="qdbench-run-") as tmp:
-        inp, out = Path(tmp) / "in.pkl", Path(tmp) / "out.pkl"
-        inp.write_bytes(pickle.dumps((request, reference)))
-        try:
-            proc = subprocess.run([sys.executable, "-m", "harness.worker", str(inp), str(out)],
-                                  capture_output=True, text=True, timeout=timeout,
-                                  env=thread_env(threads))
-        except subprocess.TimeoutExpired:
-            return job.record(status="timeout", error=f"exceeded --timeout {timeout:g} s",
-                              total_s=timeout), None, {}
-        if proc.returncode == 0 and out.exists():
-            return pickle.loads(out.read_bytes())
-    if proc.returncode == -signal.SIGKILL:
-        status, error = "oom", "killed by the OS (SIGKILL), most likely out of memory"
-    elif proc.returncode < 0:
-        status, error = "failed", f"killed by signal {signal.Signals(-proc.returncode).name}"
-    else:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        status, error = "failed", f"worker exited with {proc.returncode}: {tail}"
-    return job.record(status=status, error=error), None, {}
-
-
-def thread_env(threads: int | None) -> dict[str, str] | None:
-    """The environment for a child limited to ``threads`` intra-op threads (None: inherited)."""
-    if threads is None:
-        return None
-    n = str(threads)
-    return {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
-
-
 def share(workers: int) -> int:
     """Threads per run when ``workers`` runs share this machine's cores."""
     return max(1, (os.cpu_count() or 1) // workers)
 
 
 def pending(requests: list[Request], store: Store, force: bool) -> list[Request]:
-    """The requests whose run key is not in the store yet (all of them with ``force``)."""
+    """The requests with no finished run in the store (all of them with ``force``); an
+    ``unscored`` run is pending too: it is scored, not recomputed, once a reference exists."""
     if force:
         return list(requests)
-    done = set(store.table()["run_key"])
+    table = store.table()
+    done = set(table.loc[table["status"] != "unscored", "run_key"])
     return [r for r in requests if r.job().key not in done]
 
 
 def execute(requests: list[Request], store: Store, *, executor: str = "local", workers: int = 1,
-            scheduler: str | None = None, timeout: float | None = None,
-            on_done: Callable[[Request, str], None] = lambda req, status: None) -> None:
-    """Run ``requests`` (already filtered by ``pending``) and store each result as it lands."""
-    references: dict[tuple, Reference] = {}
-    for req in requests:  # one certified reference per problem, computed (or read) once
-        job = req.job()
-        rkey = (job.problem, job.times.size)
-        if rkey not in references:
-            references[rkey] = reference_for(job, store)
-    tasks = [(req, references[(req.job().problem, req.job().times.size)]) for req in requests]
-    for req, (record, pred, kept) in _dispatch(tasks, executor, workers, scheduler, timeout):
-        store.put(record, pred, **kept)
-        on_done(req, record.status)
+            scheduler: str | None = None, timeout: float | None = None, force: bool = False,
+            on_done: Callable[[Request, str], None] = lambda req, status: None,
+            on_progress: Callable[[Request], Callable[..., None] | None] = lambda req: None,
+            on_note: Callable[[str], None] = lambda text: None) -> None:
+    """Run ``requests`` (already filtered by ``pending``) and store each result as it lands.
 
-
-def _dispatch(tasks, executor: str, workers: int, scheduler: str | None,
-              timeout: float | None) -> Iterator[tuple[Request, tuple]]:
-    """Yield (request, result) as runs finish, on threads or on a Dask cluster. Runs on this
-    machine split its cores between them; on a remote cluster each run keeps its worker's."""
-    n = share(workers) if executor == "local" or not scheduler else None
-    if executor == "local":
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_isolated, req, ref, timeout, n): req for req, ref in tasks}
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        return
-    if executor != "dask":
+    ``on_done(request, status)`` follows every stored run (status ``claimed`` for a run another
+    process is computing); ``on_note`` receives one-line notices (a reference that failed)."""
+    if executor not in ("local", "dask"):
         raise UserError(f"unknown executor {executor!r}; use local or dask")
-    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+    client = _dask_client(scheduler, workers) if executor == "dask" else None
+    try:
+        tasks = []
+        for req, ref in _with_references(requests, store, on_note):
+            stored = None if force else store.get(req.job().key)
+            if stored is not None and stored["status"] == "unscored":  # score it, do not rerun
+                if isinstance(ref, Reference) and _rescore(store, stored, ref):
+                    on_done(req, "ok")
+                    continue
+                if not isinstance(ref, Reference):
+                    on_done(req, "unscored")
+                    continue
+            tasks.append((req, ref))
+        dispatch = Dispatch(store, force, timeout)
+        runs = dispatch.local(tasks, workers, on_progress) if client is None else \
+            dispatch.dask(tasks, client, None if scheduler else share(workers))
+        for req, result in runs:
+            if result is None:
+                on_done(req, "claimed")
+                continue
+            record, pred, kept = result
+            store.put(record, pred, **kept)
+            on_done(req, record.status)
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
-    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                  processes=True, dashboard_address=None)
-    with Client(scheduler or cluster) as client:
-        futures = {client.submit(run_isolated, req, ref, timeout, n, pure=False): req for req, ref in tasks}
-        for fut in dask_completed(futures):
-            yield futures[fut], fut.result()
-    if cluster is not None:
-        cluster.close()
+
+def _with_references(requests: list[Request], store: Store, on_note):
+    """Each request with its problem's certified reference, computed (or read from the cache)
+    once per problem; where none can be certified, the reason instead (runs kept unscored)."""
+    refs: dict[tuple, Reference | str] = {}
+    for req in requests:
+        job = req.job()
+        key = (job.problem, job.times.size)
+        if key not in refs:
+            try:
+                refs[key] = reference_for(job, store)
+            except ReferenceFailed as exc:
+                refs[key] = str(exc)
+                on_note(f"no reference for {req.problem} d={job.problem.d}: {exc}; its runs are "
+                        f"stored unscored, and scored when rerun once a reference exists")
+        yield req, refs[key]
+
+
+def _rescore(store: Store, stored: dict, ref: Reference) -> bool:
+    """Score a stored ``unscored`` run from its stored prediction (no solver run)."""
+    pred = store.curves(stored["run_key"])
+    if pred is None:
+        return False
+    row = rescore(stored, pred, ref)
+    store.put(Record(**{k: row[k] for k in Record.__dataclass_fields__ if k in row}))
+    return True
+
+
+@dataclass
+class Dispatch:
+    """Where the runs go: claims each run in the store's ``claims/`` folder while it runs (a
+    lock the OS releases if this process dies), so a second sweep skips it; yields (request,
+    result) as runs finish, or (request, None) for a run another process holds or has stored."""
+
+    store: Store
+    force: bool
+    timeout: float | None
+
+    def claim(self, req: Request) -> FileLock | None:
+        self.store.claims_dir.mkdir(parents=True, exist_ok=True)
+        key = req.job().key
+        lock = FileLock(str(self.store.claims_dir / f"{key}.lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return None
+        stored = None if self.force else self.store.get(key)
+        if stored is not None and stored["status"] != "unscored":  # finished meanwhile
+            lock.release()
+            return None
+        return lock
+
+    def local(self, tasks, workers: int, on_progress) -> Iterator:
+        """On this machine, ``workers`` runs at a time sharing its cores; on an interrupt the
+        running children are killed and what was queued is dropped."""
+        children, threads = Children(), share(workers)
+        queue, running = list(tasks), {}
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    req, ref = queue.pop(0)
+                    lock = self.claim(req)
+                    if lock is None:
+                        yield req, None
+                        continue
+                    running[pool.submit(run_isolated, req, ref, self.timeout, threads,
+                                        on_progress(req), children)] = (req, lock)
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    req, lock = running.pop(fut)
+                    try:
+                        yield req, fut.result()
+                    finally:
+                        lock.release()
+        except BaseException:
+            children.kill_all()
+            for _, lock in running.values():
+                lock.release()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def dask(self, tasks, client, threads: int | None) -> Iterator:
+        """On a Dask cluster; ends with SweepAborted when no worker is left for longer than the
+        timeout (or NO_WORKER_GRACE seconds)."""
+        from distributed import wait as dask_wait
+        from distributed.scheduler import KilledWorker
+
+        futures = {}
+        try:
+            for req, ref in tasks:
+                lock = self.claim(req)
+                if lock is None:
+                    yield req, None
+                    continue
+                fut = client.submit(run_isolated, req, ref, self.timeout, threads, pure=False)
+                futures[fut] = (req, lock)
+            alone_since = None
+            while futures:
+                try:
+                    done = dask_wait(list(futures), timeout=1, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    done = set()
+                for fut in done:
+                    req, lock = futures.pop(fut)
+                    try:
+                        yield req, _dask_result(req, fut, KilledWorker)
+                    finally:
+                        lock.release()
+                if client.nthreads():
+                    alone_since = None
+                    continue
+                alone_since = alone_since or time.monotonic()
+                grace = self.timeout or NO_WORKER_GRACE
+                if time.monotonic() - alone_since > grace:
+                    raise SweepAborted(f"no Dask worker left for {grace:g} s; {len(futures)} runs "
+                                       f"not done (finished runs are stored; rerun to resume)")
+        finally:
+            client.cancel(list(futures))
+            for _, lock in futures.values():
+                lock.release()
+
+
+def _dask_result(req: Request, fut, killed_worker: type) -> tuple:
+    """A finished Dask future's result; a run whose worker kept dying becomes a failed row."""
+    try:
+        return fut.result()
+    except killed_worker as exc:
+        return req.job().record(status="failed", error=f"its Dask worker died: {exc}"), None, {}
+
+
+def _dask_client(scheduler: str | None, workers: int):
+    """A client of the scheduler at ``scheduler`` or of a new LocalCluster of ``workers``
+    processes; a malformed or unreachable address is a UserError, found before any work."""
+    from distributed import Client, LocalCluster
+    from distributed.comm.addressing import parse_address
+
+    if scheduler is None:
+        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None))
+    try:
+        parse_address(scheduler, strict=True)
+    except ValueError:
+        raise UserError(f"--scheduler {scheduler!r} is not a Dask address such as "
+                        f"tcp://host:8786") from None
+    try:
+        return Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler} within 10 s "
+                        f"({type(exc).__name__})") from None

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from harness.record import METRICS, Record
-from harness.store import Store, _atomic
+from harness.persist import atomic_path
+from harness.store import IDENTITY, Store
 from problems import Oscillator
 
 
@@ -39,7 +40,11 @@ def test_reading_while_a_writer_replaces_the_table_never_tears(tmp_path):
     """pandas.read_parquet(path) can take the size of one file and the bytes of its replacement
     (measured here: a quarter of reads fail while a writer loops); Store.table() reads one file."""
     store = Store(tmp_path / "runs.parquet")
-    pd.DataFrame({"a": [0]}).to_parquet(store.path)
+
+    def frame(n: int, text: str) -> pd.DataFrame:
+        return pd.DataFrame({**{c: [text] * n for c in IDENTITY}, "d": np.arange(n)})
+
+    frame(1, "").to_parquet(store.path)
     done = threading.Event()
 
     def writer():
@@ -47,8 +52,8 @@ def test_reading_while_a_writer_replaces_the_table_never_tears(tmp_path):
         while not done.is_set():
             i += 1
             n = 50 + (i % 7) * 200  # tables of different sizes
-            with _atomic(store.path, ".parquet") as tmp:
-                pd.DataFrame({"a": np.arange(n), "s": ["x" * (i % 13)] * n}).to_parquet(tmp)
+            with atomic_path(store.path, ".parquet") as tmp:
+                frame(n, "x" * (i % 13)).to_parquet(tmp)
 
     thread = threading.Thread(target=writer)
     thread.start()

@@ -1,6 +1,7 @@
 """Solvers that misbehave on purpose, loaded with --plugin by the CLI and sweep tests."""
 
 import os
+import sys
 import signal
 import time
 from dataclasses import dataclass
@@ -75,3 +76,39 @@ class Slow(StaticSolver):
     def solve(self, problem, times, settings, ctx):
         time.sleep(1.5)
         return super().solve(problem, times, settings, ctx)
+
+
+class SupportsRaises(StaticSolver):
+    name = "supports_raises"
+
+    def supports(self, problem, settings=None):
+        raise RuntimeError("supports exploded")
+
+
+class Exits(Solver):
+    name = "exits"
+    Settings = Settings
+
+    def solve(self, problem, times, settings, ctx):
+        sys.exit(3)
+
+
+class WrongShapes(Solver):
+    name = "wrong_shapes"
+    Settings = Settings
+
+    def solve(self, problem, times, settings, ctx):
+        pred = StaticSolver().solve(problem, times, settings, ctx)
+        pred.mean = pred.mean[:-1]
+        return pred
+
+
+class Halts(Solver):
+    """Reports progress, then waits: for interrupt tests."""
+
+    name = "halts"
+    Settings = Settings
+
+    def solve(self, problem, times, settings, ctx):
+        ctx.progress(0.5, stage="waiting")
+        time.sleep(600)
