@@ -271,6 +271,18 @@ def report_cmd(problems, store_path, out, header) -> None:
     console.print(f"wrote {len(paths)} files under {out}")
 
 
+@cli.command("check")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@plugin_option
+def check_cmd(names: tuple[str, ...], plugins: tuple[str, ...]) -> None:
+    """Check solvers and problems against qdbench's contracts: the registered ones called NAME,
+    or, without names, every one a --plugin FILE defines. Exit 1 when a check fails."""
+    from harness.check import run_kit
+
+    if not run_kit(list(names), list(plugins), echo=click.echo):
+        sys.exit(1)
+
+
 def _split(text: str) -> list[str]:
     return [v for part in text.replace(",", " ").split() for v in [part.strip()] if v]
 
