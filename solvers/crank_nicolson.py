@@ -200,13 +200,7 @@ class CrankNicolsonSolver(Solver):
                            f"budget {settings.memory_gb:g} GB")
         return True, ""
 
-    def check(self, settings: Settings, problem: Problem) -> None:
-        ok, reason = self.supports(problem, settings)
-        if not ok:
-            raise UserError(f"crank_nicolson: {reason}")
-
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings, ctx: Context) -> Prediction:
-        self.check(settings, problem)
         times = np.asarray(times, dtype=float)
         if times.size and times.min() < 0:
             raise UserError("crank_nicolson: times must be >= 0")

@@ -129,8 +129,8 @@ def test_refuses_grids_over_the_memory_budget():
     ok, reason = solver.supports(Bosons(d=5))  # the quick preset's grid
     assert not ok and "memory" in reason
     assert solver.supports(Bosons(d=4)) == (True, "")
-    with pytest.raises(UserError, match="memory"):
-        solver.check(Settings(points=100, memory_gb=0.01), Bosons(d=3))
+    assert solver.supports(Bosons(d=3), Settings(points=100, memory_gb=0.01)) == (
+        False, "needs 0.064 GB of memory for 100^3 points, budget 0.01 GB")
 
 
 @pytest.mark.parametrize("bad", [dict(points=2), dict(points=2.5), dict(dt=0.0), dict(dt=float("nan")),

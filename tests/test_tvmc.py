@@ -121,6 +121,14 @@ def test_supports_refuses_what_the_ansatz_cannot_represent():
         assert not ok and word in reason
 
 
+def test_supports_refuses_a_step_past_the_horizon():
+    solver, problem = TVMCSolver(), Oscillator(d=1, p0=0.5, T=0.5)
+    assert solver.supports(problem, Settings(dt=0.5)) == (True, "")
+    assert solver.supports(problem, Settings(dt=0.6)) == (
+        False, "tvmc: dt=0.6 exceeds the horizon T=0.5")
+    assert solver.supports(problem) == (True, "")  # without settings: the problem alone
+
+
 def test_import_is_cheap():
     """The harness imports every solver module: NetKet and jax load only when solving."""
     code = ("import sys, solvers.tvmc\n"

@@ -135,6 +135,8 @@ class TVMCSolver(Solver):
     }
 
     def supports(self, problem: Problem, settings: Settings | None = None) -> tuple[bool, str]:
+        if settings is not None and settings.dt > problem.T:
+            return False, f"tvmc: dt={settings.dt} exceeds the horizon T={problem.T}"
         rng = np.random.default_rng(12345)
         if problem.time_dependent:
             return False, "tvmc evolves with a time-independent Hamiltonian only"
@@ -146,16 +148,9 @@ class TVMCSolver(Solver):
                            f"(relative residual {resid:.1e})")
         return True, ""
 
-    def check(self, settings: Settings, problem: Problem) -> None:
-        if settings.dt > problem.T:
-            raise UserError(f"tvmc: dt={settings.dt} exceeds the horizon T={problem.T}")
-
     # ------------------------------------------------------------------------------------
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
               ctx: Context) -> Prediction:
-        ok, reason = self.supports(problem)
-        if not ok:
-            raise UserError(reason)
         t_start = time.perf_counter()
         from solvers.tvmc.backend import hamiltonian, netket_lib
         from solvers.tvmc.recorder import Diverged, Recorder
