@@ -139,7 +139,8 @@ class TrainingLoop:
         add the last to the loss curve and report ``fraction`` done; SolverDiverged with the
         diagnostics so far on NaN/inf or a blow-up."""
         if not np.isfinite(rows).all():
-            raise SolverDiverged(f"{self.name}: loss is not finite at epoch {epoch}", self.summary())
+            raise SolverDiverged(f"{self.name}: loss is not finite at epoch {epoch}",
+                                 self.summary())
         loss = float(rows[-1, 0])
         if self._first_loss is None:
             self._first_loss = max(loss, 1e-30)

@@ -124,10 +124,11 @@ def test_checkpoints_are_left_out_of_the_training_clock():
 def test_finish_adds_extra_and_predict_s():
     loop = TrainingLoop("toy", Budget(epochs=2, log_every=1), Context(), 3)
     loop.run(_step([1.0, 0.5]), _no_checkpoint)
-    pred = loop.finish(lambda diagnostics: Prediction(np.zeros(1), np.zeros((1, 1)),
-                                                      np.ones((1, 1)), np.ones((1, 1, 1)),
-                                                      np.array([0.0, 1.0]), diagnostics=diagnostics),
-                       extra=7)
+    def predict(diagnostics):
+        return Prediction(np.zeros(1), np.zeros((1, 1)), np.ones((1, 1)), np.ones((1, 1, 1)),
+                          np.array([0.0, 1.0]), diagnostics=diagnostics)
+
+    pred = loop.finish(predict, extra=7)
     diag = pred.diagnostics
     assert diag["extra"] == 7 and diag["predict_s"] >= 0 and diag["final_loss"] == 0.5
     assert diag["loss_curve"]["epoch"] == [1, 2]
