@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import Prediction, Problem, UserError
-from harness.check_result import CheckFailed, CheckResult, run_checks
+from harness.check_result import CheckFailed, CheckResult, contract, run_checks
 from harness.runner import DEFAULT_TIMES, scored_times
 
 SEED = 7
@@ -157,7 +157,7 @@ def check_problem(cls: type[Problem], params: Mapping[str, Any] | None = None) -
     """Every check of ``cls`` at ``params`` (default: its defaults) and also at d = 2 when the
     problem accepts it; check names carry the instance's d."""
     params = dict(params or {})
-    results, problems = [], []
+    results, problems = run_checks([("contract", lambda: contract(cls))]), []
     for extra in ({}, {"d": 2}):
         try:
             problem = cls(**(params | extra))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import Context, Prediction, Solver, UserError
-from harness.check_result import CheckFailed, CheckResult, run_checks
+from harness.check_result import CheckFailed, CheckResult, contract, run_checks
 from harness.metrics import score
 from harness.runner import scored_times
 from harness.settings import resolve_settings
@@ -52,6 +52,7 @@ def check_solver(cls: type[Solver]) -> list[CheckResult]:
     problem = Oscillator(**OSCILLATOR)
     run = _Run(problem, scored_times(problem, N_TIMES))
     return run_checks([
+        ("contract", lambda: contract(cls)),
         ("settings", lambda: _settings(cls)),
         ("settings_refuse_nonsense", lambda: _nonsense(cls)),
         ("supports", lambda: _supports(cls, run)),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.api import Solver
 from harness.check import check_problem, check_solver
 from harness.cli import main
 from harness.registry import discover
@@ -68,7 +69,7 @@ def test_every_builtin_problem_passes(name):
 def test_every_builtin_solver_passes(name):
     results = check_solver(REGISTRY.solver(name))
     assert not failures(results), failures(results)
-    assert [r.name for r in results] == ["settings", "settings_refuse_nonsense", "supports", "solve",
+    assert [r.name for r in results] == ["contract", "settings", "settings_refuse_nonsense", "supports", "solve",
                                          "reproducible", "beats_static"]
 
 
@@ -84,8 +85,7 @@ def test_importance_sampling_past_d2_passes_and_catches_a_bad_norm():
                          ids=lambda v: v.__name__ if isinstance(v, type) else v)
 def test_each_broken_plugin_fails_the_check_it_breaks(cls, check):
     """The first failing check is the broken one (later ones may fail for want of its result)."""
-    kit = check_solver if check in ("settings_refuse_nonsense", "supports", "solve", "reproducible",
-                                    "beats_static") else check_problem
+    kit = check_solver if issubclass(cls, Solver) else check_problem
     bad = failures(kit(cls))
     assert bad and bad[0].name.split(" ")[0] == check, bad
 
@@ -107,8 +107,7 @@ def test_cli_exits_1_naming_each_broken_check(monkeypatch, capsys):
     assert code == 1
     summary = out.strip().splitlines()[-1]
     for cls, check in broken_module().BROKEN.items():
-        kind = "problem" if check in ("grad_potential", "psi0_normalised", "sample_initial", "u0",
-                                      "v0", "box") else "solver"
+        kind = "solver" if issubclass(cls, Solver) else "problem"
         assert f"{kind} {cls.name}: {check}" in summary
         assert re.search(rf"FAIL  {check}\b", out)
 
@@ -117,7 +116,7 @@ def test_cli_passes_the_readme_solver(monkeypatch, capsys, tmp_path):
     code, out, err = call(monkeypatch, capsys, "check", "--plugin",
                           str(readme_example(tmp_path, "Add a solver", "classical.py")))
     assert code == 0, out + err
-    assert "solver classical" in out and "FAIL" not in out and "all 6 checks passed" in out
+    assert "solver classical" in out and "FAIL" not in out and "all 7 checks passed" in out
 
 
 def test_readme_problem_passes_the_kit_and_runs(monkeypatch, capsys, tmp_path):

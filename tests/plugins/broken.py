@@ -68,6 +68,13 @@ class AcceptsNonsense(StaticSolver):
         return super().solve(problem, times, StaticSolver.Settings(n_samples=10_000), ctx)
 
 
+class NoPresets(StaticSolver):
+    """No presets at all: the registry refuses to load it."""
+
+    name = "broken_presets"
+    presets = {}
+
+
 class BareSupports(StaticSolver):
     """supports() answers a bare bool instead of (bool, reason)."""
 
@@ -170,7 +177,8 @@ class PhaseOfOtherSign(Oscillator):
 
 BROKEN = {
     WrongTimes: "solve", OtherBins: "solve", Unseeded: "reproducible", NoBetter: "beats_static",
-    AcceptsNonsense: "settings_refuse_nonsense", BareSupports: "supports", Crashes: "solve",
+    AcceptsNonsense: "settings_refuse_nonsense", NoPresets: "contract", BareSupports: "supports",
+    Crashes: "solve",
     WrongGradient: "grad_potential", Unnormalised: "psi0_normalised", WideSampler: "sample_initial",
     FlippedOsmotic: "u0", NumpyOnly: "v0", SmallBox: "box", PhaseOfOtherSign: "v0",
 }
