@@ -32,7 +32,9 @@ class Target:
     params: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> list[CheckResult]:
-        return check_solver(self.cls) if self.kind == "solver" else check_problem(self.cls, self.params)
+        if self.kind == "solver":
+            return check_solver(self.cls)
+        return check_problem(self.cls, self.params)
 
 
 def targets(names: list[str], plugins: list[str]) -> list[Target]:

@@ -115,7 +115,8 @@ class _Instance:
 
     @cached_property
     def samples(self) -> np.ndarray:
-        x = np.asarray(self.problem.sample_initial(N_SAMPLES, np.random.default_rng(SEED)), dtype=float)
+        x = self.problem.sample_initial(N_SAMPLES, np.random.default_rng(SEED))
+        x = np.asarray(x, dtype=float)
         if x.shape != (N_SAMPLES, self.problem.d) or not np.isfinite(x).all():
             raise CheckFailed(f"sample_initial({N_SAMPLES}) gave shape {x.shape} "
                               f"(expected {(N_SAMPLES, self.problem.d)}) or non-finite values")
@@ -128,6 +129,8 @@ class _Instance:
 
     @cached_property
     def density(self) -> _Weighted:
+        """|ψ0|² integrated: quadrature for d ≤ 2 (spacing a quarter of the samples' spread,
+        within a cap), importance sampling beyond."""
         p = self.problem
         lo, hi = p.box
         if p.d <= 2:
@@ -146,11 +149,12 @@ class _Instance:
         chol = np.linalg.cholesky(np.cov(self.samples.T) * 1.5**2)  # proposal: 1.5× wider
         z = rng.standard_normal((4 * N_SAMPLES, p.d))
         x = mu + z @ chol.T
-        log_g = -0.5 * np.sum(z**2, axis=1) - np.log(np.diag(chol)).sum() - p.d / 2 * math.log(2 * math.pi)
+        log_g = (-0.5 * np.sum(z**2, axis=1) - np.log(np.diag(chol)).sum()
+                 - p.d / 2 * math.log(2 * math.pi))
         log_abs, _ = p.log_psi0(x)
         w = np.exp(2 * np.asarray(log_abs) - log_g) / x.shape[0]
-        return _Weighted.from_points(f"importance sampling ({x.shape[0]} points from a Gaussian "
-                                     f"1.5× wider than sample_initial's)", x, w, p.box, sampled=True)
+        how = f"importance sampling ({x.shape[0]} points, Gaussian 1.5× wider than the samples)"
+        return _Weighted.from_points(how, x, w, p.box, sampled=True)
 
 
 def check_problem(cls: type[Problem], params: Mapping[str, Any] | None = None) -> list[CheckResult]:
@@ -163,9 +167,10 @@ def check_problem(cls: type[Problem], params: Mapping[str, Any] | None = None) -
             problem = cls(**(params | extra))
         except Exception as exc:
             if extra and isinstance(exc, UserError):  # d = 2 not allowed: nothing to check there
-                results.append(CheckResult("construct (d=2)", True, f"skipped: d=2 refused ({exc})"))
+                results.append(CheckResult("construct (d=2)", True,
+                                           f"skipped: d=2 refused ({exc})"))
                 continue
-            results.append(CheckResult(f"construct ({extra or 'defaults'})", False,
+            results.append(CheckResult("construct (d=2)" if extra else "construct", False,
                                        f"{cls.__name__}(**{params | extra}) raised "
                                        f"{type(exc).__name__}: {exc}"))
             continue
@@ -176,7 +181,8 @@ def check_problem(cls: type[Problem], params: Mapping[str, Any] | None = None) -
               ("v0", _current), ("box", _box), ("exchangeable", _exchangeable), ("exact", _exact))
     for problem in problems:
         inst = _Instance(problem)
-        results += run_checks((f"{name} (d={problem.d})", lambda fn=fn: fn(inst)) for name, fn in checks)
+        results += run_checks((f"{name} (d={problem.d})", lambda fn=fn, inst=inst: fn(inst))
+                              for name, fn in checks)
     return results
 
 
@@ -230,7 +236,8 @@ def _velocity(inst: _Instance, which: str) -> str:
         got = _call(backend, getattr(p, which), x)
         worst = max(worst, _compare(f"{backend} {which}", got, fd, 0.0))
     formula = "(ħ/m)∇log|ψ0|" if part == 0 else "(ħ/m)∇arg ψ0"
-    return f"{which} = {formula} at {N_POINTS} samples, numpy/torch/jax: largest relative gap {worst:.1g}"
+    return (f"{which} = {formula} at {N_POINTS} samples, numpy/torch/jax: largest relative gap "
+            f"{worst:.1g}")
 
 
 def _osmotic(inst: _Instance) -> str:
@@ -270,7 +277,8 @@ def _box(inst: _Instance) -> str:
     p, dens = inst.problem, inst.density
     outside = dens.outside / dens.norm
     if not outside <= OUTSIDE_TOL + Z * dens.outside_se:
-        raise CheckFailed(f"|ψ0|² has mass {outside:.2g} outside the box {p.box} (allowed {OUTSIDE_TOL:g})")
+        raise CheckFailed(f"|ψ0|² has mass {outside:.2g} outside the box {p.box} "
+                          f"(allowed {OUTSIDE_TOL:g})")
     text = f"mass of |ψ0|² outside the box {outside:.1g}"
     times = scored_times(p, DEFAULT_TIMES)
     exact = p.exact(times)
@@ -287,7 +295,8 @@ def _box(inst: _Instance) -> str:
 def _exchangeable(inst: _Instance) -> str:
     answer = inst.problem.exchangeable()
     if not isinstance(answer, bool):
-        raise CheckFailed(f"exchangeable() returned {answer!r} ({type(answer).__name__}), not a bool")
+        raise CheckFailed(f"exchangeable() returned {answer!r} ({type(answer).__name__}), "
+                          f"not a bool")
     return f"exchangeable() = {answer}"
 
 
@@ -305,7 +314,8 @@ def _exact(inst: _Instance) -> str:
     if pred.edges.shape != edges.shape or not np.allclose(pred.edges, edges):
         raise CheckFailed("exact() marginals are not on problem.marginal_edges()")
     if pred.mean.shape[1] != p.d or not pred.finite or not np.all(pred.var > 0):
-        raise CheckFailed(f"exact() has {pred.mean.shape[1]} coordinates (d={p.d}), NaN or a variance <= 0")
+        raise CheckFailed(f"exact() has {pred.mean.shape[1]} coordinates (d={p.d}), NaN or a "
+                          f"variance <= 0")
     mass = np.sum(pred.marginals * np.diff(edges), axis=-1)
     if not (np.all(pred.marginals >= 0) and np.all(mass <= 1 + 1e-6)):
         raise CheckFailed(f"exact() marginals are negative or hold mass {mass.max():.6g} > 1")

@@ -39,7 +39,8 @@ def _numeric(kind: Any) -> tuple[bool, bool]:
 
 @dataclasses.dataclass
 class _Run:
-    """What the solve checks share: the solver's prediction on the oscillator (None if it failed)."""
+    """What the solve checks share: the oscillator, the solver's answer on it and its
+    prediction (None until one passed the solve check)."""
 
     problem: Oscillator
     times: np.ndarray
@@ -103,8 +104,8 @@ def _nonsense(cls: type[Solver]) -> str:
 
 def _answer(solver: Solver, problem, settings) -> tuple[bool, str]:
     answer = solver.supports(problem, settings)
-    if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], (bool, np.bool_))
-            and isinstance(answer[1], str)):
+    if not (isinstance(answer, tuple) and len(answer) == 2
+            and isinstance(answer[0], (bool, np.bool_)) and isinstance(answer[1], str)):
         raise CheckFailed(f"supports() on {problem.name} d={problem.d} returned {answer!r}, "
                           f"not a (bool, str) tuple")
     if not answer[0] and not answer[1].strip():
@@ -132,7 +133,9 @@ def _solve(cls: type[Solver], run: _Run) -> str:
     pred = _solve_once(cls, run)
     if not isinstance(pred, Prediction):
         raise CheckFailed(f"solve() returned {type(pred).__name__}, not a Prediction")
-    if pred.times.shape != run.times.shape or not np.allclose(pred.times, run.times, rtol=0, atol=1e-12):
+    times_ok = pred.times.shape == run.times.shape and np.allclose(pred.times, run.times, rtol=0,
+                                                                    atol=1e-12)
+    if not times_ok:
         raise CheckFailed(f"prediction times {np.round(pred.times, 4).tolist()} differ from the "
                           f"requested {np.round(run.times, 4).tolist()}")
     edges = run.problem.marginal_edges()
@@ -141,7 +144,8 @@ def _solve(cls: type[Solver], run: _Run) -> str:
                           f"{pred.edges[-1]:g}], not problem.marginal_edges() ({edges.size - 1} "
                           f"over [{edges[0]:g}, {edges[-1]:g}])")
     if pred.mean.shape[1] != run.problem.d:
-        raise CheckFailed(f"prediction has {pred.mean.shape[1]} coordinates, the problem {run.problem.d}")
+        raise CheckFailed(f"prediction has {pred.mean.shape[1]} coordinates, the problem "
+                          f"{run.problem.d}")
     if not pred.finite:
         raise CheckFailed("prediction contains NaN or inf")
     run.prediction = pred
@@ -173,10 +177,11 @@ def _beats_static(cls: type[Solver], run: _Run) -> str:
     if run.prediction is None:
         raise CheckFailed("no valid prediction to score (see solve)")
     exact = run.problem.exact(run.times)
-    static = StaticSolver().solve(run.problem, run.times, resolve_settings(StaticSolver, "smoke", {}),
-                                  Context(seed=SEED))
+    static = StaticSolver().solve(run.problem, run.times,
+                                  resolve_settings(StaticSolver, "smoke", {}), Context(seed=SEED))
     mine, base = score(run.prediction, exact), score(static, exact)
-    text = ", ".join(f"{k} {mine[k]:.3g} (static {base[k]:.3g})" for k in ("var_rel_l2", "density_l1"))
+    text = ", ".join(f"{k} {mine[k]:.3g} (static {base[k]:.3g})"
+                     for k in ("var_rel_l2", "density_l1"))
     if not (mine["var_rel_l2"] < base["var_rel_l2"] or mine["density_l1"] < base["density_l1"]):
         raise CheckFailed(f"no better than static on the oscillator: {text}")
     return text

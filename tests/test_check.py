@@ -56,11 +56,13 @@ def failures(results):
     return [r for r in results if not r.passed]
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, over) in REGISTRY.problems.items() if not over))
+@pytest.mark.parametrize("name", sorted(n for n, (_, over) in REGISTRY.problems.items()
+                                         if not over))
 def test_every_builtin_problem_passes(name):
     results = check_problem(REGISTRY.problems[name][0])
     assert not failures(results), failures(results)
-    assert {r.name.split(" ")[0] for r in results} >= {"grad_potential", "psi0_normalised", "u0", "box"}
+    checked = {r.name.split(" ")[0] for r in results}
+    assert checked >= {"contract", "grad_potential", "psi0_normalised", "u0", "v0", "box", "exact"}
 
 
 @pytest.mark.parametrize("name", [
@@ -69,8 +71,8 @@ def test_every_builtin_problem_passes(name):
 def test_every_builtin_solver_passes(name):
     results = check_solver(REGISTRY.solver(name))
     assert not failures(results), failures(results)
-    assert [r.name for r in results] == ["contract", "settings", "settings_refuse_nonsense", "supports", "solve",
-                                         "reproducible", "beats_static"]
+    assert [r.name for r in results] == ["contract", "settings", "settings_refuse_nonsense",
+                                         "supports", "solve", "reproducible", "beats_static"]
 
 
 def test_importance_sampling_past_d2_passes_and_catches_a_bad_norm():
@@ -126,8 +128,8 @@ def test_readme_problem_passes_the_kit_and_runs(monkeypatch, capsys, tmp_path):
     assert "problem morse" in out and "grad_potential (d=2)" in out and "FAIL" not in out
     store = tmp_path / "runs.parquet"
     code, _, err = call(monkeypatch, capsys, "run", "--problem", "morse", "--plugin", plugin,
-                        "--solver", "crank_nicolson", "static", "--preset", "smoke", "--times", "10",
-                        "--store", str(store))
+                        "--solver", "crank_nicolson", "static", "--preset", "smoke",
+                        "--times", "10", "--store", str(store))
     assert code == 0, err
     rows = Store(str(store)).table().set_index("solver")
     assert set(rows["status"]) == {"ok"}
