@@ -124,8 +124,8 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
         for name, reason in reg.unavailable.items():
             console.print(f"[yellow]solver {name} unavailable[/]: {reason}")
     store = Store(store_path)
-    store.ensure_writable()
     todo = sweep.pending(requests, store, force)
+    store.ensure_writable()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%  {task.fields[info]}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

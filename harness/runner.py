@@ -214,6 +214,11 @@ def _validate(pred: Prediction, job: Job) -> None:
         raise TypeError(f"solve() returned {type(pred).__name__}, not a Prediction")
     if pred.times.shape != job.times.shape or not np.allclose(pred.times, job.times):
         raise ValueError("prediction times differ from the requested times")
+    want = (job.times.size, job.problem.d, job.problem.n_bins)
+    got = (np.shape(pred.mean), np.shape(pred.var), np.shape(pred.marginals))
+    if got != (want[:2], want[:2], want):
+        raise ValueError(f"prediction shapes {got} are not (times, d) for the moments and "
+                         f"(times, d, bins) = {want} for the marginals")
     if not np.allclose(pred.edges, job.problem.marginal_edges()):
         raise ValueError("prediction marginals are not on the problem's bins")
     if not pred.finite:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from harness.cli import main
 from harness.record import Record
@@ -45,35 +44,6 @@ def test_list_shows_problems_variants_and_solvers(monkeypatch, capsys):
     for name in ("bosons", "oscillator", "oscillator_paper", "oscillator_paper_momentum", "s2=0.1",
                  "crank_nicolson", "static", "smoke", "paper"):
         assert name in out
-
-
-@pytest.mark.parametrize("args, message", [
-    (["run", "--problem", "nope"], "unknown problem"),
-    (["run", "--problem", "bosons", "--solver", "nope"], "unknown solver"),
-    (["run", "--problem", "bosons", "--param", "q=1"], "no parameter 'q'"),
-    (["run", "--problem", "bosons", "--param", "g=abc"], "not a valid float"),
-    (["run", "--problem", "bosons", "--param", "g=nan"], "not a valid float"),
-    (["run", "--problem", "bosons", "--param", "hbar=-1"], "hbar must be > 0"),
-    (["run", "--problem", "bosons", "--param", "m=0"], "m must be > 0"),
-    (["run", "--problem", "bosons", "--param", "T=0"], "T must be > 0"),
-    (["run", "--problem", "bosons", "--d", "0"], "d must be a positive integer"),
-    (["run", "--problem", "bosons", "--d", "x"], "not a valid integer"),
-    (["run", "--problem", "bosons", "--solver", "static", "--preset", "huge"], "no preset 'huge'"),
-    (["run", "--problem", "bosons", "--solver", "static", "--set", "zzz=1"], "setting named zzz"),
-    (["run", "--problem", "bosons", "--plugin", "missing.py"], "does not exist"),
-    (["run", "--problem", "bosons", "--param", "g"], "expects key=value"),
-])
-def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path, args, message):
-    code, _, err = call(monkeypatch, capsys, *args, "--store", str(tmp_path / "r.parquet"))
-    assert code == 2
-    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-
-
-def test_plugin_without_solver_is_refused(monkeypatch, capsys, tmp_path):
-    empty = tmp_path / "empty.py"
-    empty.write_text("x = 1\n")
-    code, _, err = call(monkeypatch, capsys, "list", "--plugin", str(empty))
-    assert code == 2 and "defines no Solver" in err
 
 
 def test_exit_code_2_from_the_installed_command(tmp_path):

@@ -112,3 +112,16 @@ class Halts(Solver):
     def solve(self, problem, times, settings, ctx):
         ctx.progress(0.5, stage="waiting")
         time.sleep(600)
+
+
+class Counted(StaticSolver):
+    """Leaves one file per computation in $QDBENCH_TEST_MARKS, taking a second to do so."""
+
+    name = "counted"
+
+    def solve(self, problem, times, settings, ctx):
+        marks = os.environ["QDBENCH_TEST_MARKS"]
+        with open(os.path.join(marks, f"{ctx.seed}-{os.getpid()}"), "x"):
+            pass
+        time.sleep(1.0)
+        return super().solve(problem, times, settings, ctx)
