@@ -162,9 +162,13 @@ def _print_rows(name, prob, rows, store) -> None:
     ref = rows[0]
     console.print(f"[bold]{name}[/] d={prob.d}  "
                   + ", ".join(f"{k}={v:g}" for k, v in prob.params().items() if k != "d"))
-    console.print(f"reference: {ref['ref_kind']}; certified bounds: var {_fmt(ref['ref_var_bound'])} "
-                  f"(relative), mean {_fmt(ref['ref_mean_bound'])}, density_l1 "
-                  f"{_fmt(ref['ref_density_bound'])}; edge mass {_fmt(ref['ref_edge_mass'])}")
+    if not ref["ref_kind"]:
+        console.print("reference: none could be certified; the runs are stored unscored")
+    else:
+        console.print(f"reference: {ref['ref_kind']}; certified bounds: var "
+                      f"{_fmt(ref['ref_var_bound'])} (relative), mean {_fmt(ref['ref_mean_bound'])}, "
+                      f"density_l1 {_fmt(ref['ref_density_bound'])}; edge mass "
+                      f"{_fmt(ref['ref_edge_mass'])}")
     shown = [m for m in SCHEMA if m.cli]
     table = Table()
     for col in ("solver", "status"):
@@ -198,8 +202,9 @@ def _print_rows(name, prob, rows, store) -> None:
               callback=_finite,
               help="Seconds a run may take before it is stopped and stored as `timeout`.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0, min_open=True), default=None,
-              callback=_finite, metavar="S", help="Score the training solvers' prediction every S seconds (the "
-                                "error-versus-wall-time plot).")
+              callback=_finite, metavar="S",
+              help="Score the training solvers' prediction every S seconds (the "
+                   "error-versus-wall-time plot).")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
 @click.option("--store", "store_path", default=None, metavar="PATH")
 @click.option("--force", is_flag=True, help="Recompute runs already in the store.")

@@ -60,10 +60,13 @@ def bin_density(x: np.ndarray, density: np.ndarray, edges: np.ndarray) -> np.nda
 
 
 def grid_observables(axes: list[np.ndarray], density: np.ndarray, edges: np.ndarray):
-    """Per-coordinate mean, variance and binned marginal of a density on a product grid.
+    """Per-coordinate mean, variance and binned marginal of a density on a product grid: the
+    tuple (mean (d,), var (d,), marginals (d, B)), one time's row of a Prediction.
 
     ``density`` has one axis per coordinate (evenly spaced points ``axes[i]``) and is
-    normalised so that its sum times the cell volume is the mass on the grid."""
+    normalised so that its sum times the cell volume is the mass on the grid; the moments are
+    those of the normalised marginals, and the marginals (cubic splines integrated exactly over
+    each bin of ``edges``) keep the mass on the grid, so mass lost off the grid shows up."""
     d = density.ndim
     cell = np.prod([a[1] - a[0] for a in axes])
     mean, var, marg = np.empty(d), np.empty(d), np.empty((d, edges.size - 1))

@@ -164,7 +164,7 @@ def execute(job: Job, ref: Reference | None, no_reference: str = "",
                 diag = getattr(pred, "diagnostics", None) or {}
                 _validate(pred, job)
                 if ref is None:
-                    status, error = "unscored", f"no reference: {no_reference}"
+                    status, error = "unscored", no_reference
                 else:
                     metrics = score(pred, ref.prediction)
         except SolverDiverged as exc:

@@ -158,8 +158,8 @@ def _with_references(requests: list[Request], store: Store, on_note):
                 refs[key] = reference_for(job, store)
             except ReferenceFailed as exc:
                 refs[key] = str(exc)
-                on_note(f"no reference for {req.problem} d={job.problem.d}: {exc}; its runs are "
-                        f"stored unscored, and scored when rerun once a reference exists")
+                on_note(f"{exc}; the runs are stored unscored, and scored when rerun once a "
+                        f"reference can be made")
         yield req, refs[key]
 
 
