@@ -1,5 +1,7 @@
 """The results store: atomic Parquet rows that pandas reads in one line, curves beside them."""
 
+import os
+import stat
 import threading
 import time
 
@@ -64,3 +66,16 @@ def test_reading_while_a_writer_replaces_the_table_never_tears(tmp_path):
     finally:
         done.set()
         thread.join()
+
+
+def test_store_files_take_the_users_umask(tmp_path):
+    """The table and the curves are created as any new file is (0644 under umask 022), not with
+    the 0600 of a bare temporary file."""
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "runs.parquet")
+        store.put(_record(), Oscillator(p0=0.5).exact(np.linspace(0, 1, 3)))
+    finally:
+        os.umask(old)
+    for path in (store.path, store.curves_dir / "k1.npz"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -104,7 +104,7 @@ def child(side: str, d: int, epochs: int, checkout: Path, threads: int) -> None:
 
 
 def _run_child(side: str, d: int, epochs: int, args) -> list[dict]:
-    from harness.sweep import thread_env
+    from harness.isolate import thread_env
 
     cmd = [sys.executable, __file__, str(args.checkout), "--child", side, "--d", str(d),
            "--epochs", str(epochs), "--threads", str(args.threads)]
