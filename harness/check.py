@@ -4,19 +4,16 @@ scikit-learn's ``check_estimator``. ``check_solver(cls)`` and ``check_problem(cl
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.api import Problem, Solver, UserError
+from harness.api import Solver, UserError
 from harness.check_problem import check_problem
 from harness.check_result import CheckResult
 from harness.check_solver import check_solver
-from harness.registry import discover
+from harness.registry import discover, import_plugin, module_classes
 
 __all__ = ["CheckResult", "Target", "check_problem", "check_solver", "plugin_classes", "run_kit",
            "targets"]
@@ -69,22 +66,7 @@ def plugin_classes(path: str | Path) -> list[type]:
     """The Solver and Problem classes a plugin file defines, imported as the registry imports
     plugins but not registered: a class that the registry would refuse is then a failed
     ``contract`` check (exit 1), not refused input (exit 2)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"plugin file {path} does not exist")
-    name = f"qdbench_plugin_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise UserError(f"plugin {path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's input: one line
-        raise UserError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
-    classes = [obj for _, obj in inspect.getmembers(module, inspect.isclass)
-               if obj.__module__ == name and issubclass(obj, (Solver, Problem))
-               and not inspect.isabstract(obj)]
+    classes = module_classes(import_plugin(path))
     if not classes:
         raise UserError(f"plugin {path} defines no Solver or Problem subclass")
     return classes

@@ -326,4 +326,4 @@ def _exact(inst: _Instance) -> str:
         allowed = 1e-6 * unit + Z * np.asarray(se)
         if not np.all(np.abs(got - want) <= allowed):
             raise CheckFailed(f"exact() {what} at t=0 is {got.tolist()}, |ψ0|² has {want.tolist()}")
-    return f"a valid Prediction on the problem's bins; at t=0 its moments are |ψ0|²'s"
+    return "a valid Prediction on the problem's bins; at t=0 its moments are |ψ0|²'s"

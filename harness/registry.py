@@ -57,6 +57,38 @@ def contract_violation(cls: type) -> str | None:
     return None
 
 
+def module_classes(module) -> list[type]:
+    """The concrete Solver and Problem classes defined in ``module`` (or its submodules)."""
+    found = []
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        own = obj.__module__ == module.__name__ or obj.__module__.startswith(module.__name__ + ".")
+        if own and not inspect.isabstract(obj) and issubclass(obj, (Solver, Problem)):
+            found.append(obj)
+    return found
+
+
+def import_plugin(path: str | Path):
+    """Import the plugin file at ``path`` as a module; UserError (one line) when it is missing
+    or fails to import."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"plugin file {path} does not exist")
+    name = f"qdbench_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"plugin {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # a broken plugin is the user's input: report it in one line
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"plugin {path} failed to import: {type(exc).__name__}: {reason}") from exc
+    return module
+
+
 @dataclass
 class Registry:
     """Problems (registry name -> (class, parameter overrides)) and solvers (name -> class)."""
@@ -103,39 +135,15 @@ class Registry:
 
     def add_module(self, module, origin: str = "") -> int:
         """Register every Problem and Solver class defined in ``module``; return how many."""
-        found = 0
-        for _, obj in inspect.getmembers(module, inspect.isclass):
-            own = obj.__module__ == module.__name__ or obj.__module__.startswith(module.__name__ + ".")
-            if not own or inspect.isabstract(obj):
-                continue
-            if issubclass(obj, Solver):
-                self.add_solver(obj, origin)
-                found += 1
-            elif issubclass(obj, Problem):
-                self.add_problem(obj, origin)
-                found += 1
-        return found
+        classes = module_classes(module)
+        for cls in classes:
+            (self.add_solver if issubclass(cls, Solver) else self.add_problem)(cls, origin)
+        return len(classes)
 
     def load_plugin(self, path: str | Path) -> None:
         """Import a plugin file and register what it defines; UserError if it defines nothing,
         fails to import, or a class in it breaks the contract."""
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"plugin file {path} does not exist")
-        name = f"qdbench_plugin_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise UserError(f"plugin {path} is not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException as exc:  # a broken plugin is the user's input: report it in one line
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise UserError(f"plugin {path} failed to import: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-        if not self.add_module(module, origin=f"plugin {path}"):
+        if not self.add_module(import_plugin(path), origin=f"plugin {path}"):
             raise UserError(f"plugin {path} defines no Solver or Problem subclass")
 
     # -- lookups ------------------------------------------------------------------------------

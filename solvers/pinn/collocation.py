@@ -54,7 +54,7 @@ class Sampler:
     def norm_points(self, n_times: int, n: int):
         """For the norm term: stratified times (n_times,) and, at each, n points (n_times, n, d)
         from q = 0.8·N(μ0, focus spread²) + 0.2·U(box), with 1/q (zero outside the box)."""
-        d, T = self.problem.d, self.problem.T
+        d = self.problem.d
         u = (torch.arange(n_times, dtype=self.dtype, device=self.device)
              + torch.rand(n_times, generator=self.gen, dtype=self.dtype, device=self.device)) / n_times
         t = self.times(u)
