@@ -4,14 +4,13 @@ input with one line and exit code 2."""
 
 import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.api import Solver
 from harness.check import check_problem, check_solver
-from harness.cli import main
+from cli_call import call
 from harness.registry import discover
 from harness.store import Store
 from problems import Bosons
@@ -22,18 +21,6 @@ REGISTRY = discover()
 #: solvers whose smoke-preset solves take well under a second; the others (seconds to minutes
 #: each on a loaded 2-core machine: dsm alone took 300 s) run with -m slow
 FAST_SOLVERS = {"static", "crank_nicolson"}
-
-
-def call(monkeypatch, capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def readme_example(tmp_path, section: str, filename: str) -> Path:

@@ -7,23 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.cli import main
+from cli_call import call
 from harness.record import Record
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = str(Path(sys.executable).parent / "harness")
-
-
-def call(monkeypatch, capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def readme_plugin(tmp_path) -> Path:

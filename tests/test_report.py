@@ -2,11 +2,11 @@
 shown with their reason, and bad input refused in one line with exit code 2."""
 
 import json
-import sys
 
 import pandas as pd
 import pytest
 
+from cli_call import call
 from harness import cli, report
 from harness.metrics import SCHEMA
 from harness.record import METRICS, STATUSES, Record
@@ -27,18 +27,6 @@ def _store(tmp_path, *records) -> Store:
     for r in records:
         store.put(r)
     return store
-
-
-def call(monkeypatch, capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["harness", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_two_settings_of_one_solver_give_two_rows_and_seeds_are_averaged(tmp_path):
