@@ -329,6 +329,7 @@ def main() -> None:
     from harness.sweep import SweepAborted
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored (`&`)
     try:
         cli.main(args=_join_multi(sys.argv[1:]), standalone_mode=False)
     except UserError as exc:
