@@ -27,8 +27,8 @@ def significant(value: float, digits: int, sci: bool) -> str:
         return f"{value:.{digits - 1}e}"
     if value == 0:
         return "0"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    text = f"{value:.{decimals}f}"
+    places = digits - 1 - math.floor(math.log10(abs(value)))
+    text = f"{round(value, places):.{max(0, places)}f}"  # 1234.5 → 1230 at 3 digits
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from harness import workprecision as wp  # noqa: E402
-from harness.metrics import BY_NAME, RANK_BY, SCHEMA  # noqa: E402
+from harness.metrics import BY_NAME, SCHEMA  # noqa: E402
 from harness.report import labels  # noqa: E402
 from harness.store import Store  # noqa: E402
 
