@@ -170,3 +170,16 @@ def test_parameters_and_box():
 def test_conformance_kit_passes():
     failed = [r for r in check_problem(Fermions) if not r.passed]
     assert not failed, failed
+
+
+def test_crank_nicolson_scores_on_the_quench():
+    from harness.api import Context
+    from harness.metrics import score
+    from harness.runner import scored_times
+    from solvers.crank_nicolson import CrankNicolsonSolver, Settings
+
+    p = Fermions(d=2)
+    times = np.concatenate([[0.0], scored_times(p, 20)])
+    pred = CrankNicolsonSolver().solve(p, times, Settings(), Context())
+    scores = score(pred, p.exact(times))
+    assert scores["var_rel_l2"] <= 1e-2 and scores["density_l1"] <= 1e-2
