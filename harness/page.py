@@ -16,6 +16,8 @@ from harness import numbers, report
 from harness.metrics import RANK_BY, SCHEMA
 from harness.plots import scaling_key, section_key
 
+#: columns left out of a section's table when every row has the same value (named above it)
+_FOLDED = ("preset", "device")
 #: the ranked table's columns printed as numbers (right-aligned)
 _NUMERIC = {"rank", "seeds", "d", report.CI, f"best {RANK_BY.name}", *(m.name for m in SCHEMA)}
 
@@ -30,7 +32,7 @@ body{font-family:system-ui,sans-serif;font-size:14px;line-height:1.4;margin:0 au
  padding:1em 1.5em;max-width:1600px;color:#222}
 h1{margin:.2em 0}h2{border-bottom:2px solid #ddd;margin-top:2em}h3{margin:1.5em 0 .4em}
 nav a{margin-right:1em}
-table{border-collapse:collapse;margin:.4em 0 1em;font-size:13px}
+table{border-collapse:collapse;margin:.4em 0 1em;font-size:12px}
 th,td{border:1px solid #ccc;padding:2px 6px;vertical-align:top}th{background:#f3f3f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.worse td{color:#777}
@@ -71,8 +73,8 @@ pre{background:#f6f6f6;padding:.5em;overflow-x:auto}
 {% for inst in p.instances %}
 <section class="instance" id="{{ inst.key }}" data-d="{{ inst.d }}">
 <h3>{{ inst.title }}</h3>
-<p class="note">Reference: {{ inst.ref }}. Versions: {{ inst.versions }}.</p>
-{{ table(columns, inst.rows, numeric, inst.worse) }}
+<p class="note">Reference: {{ inst.ref }}. Versions: {{ inst.versions }}.{% if inst.common %} Every row: {{ inst.common }}.{% endif %}</p>
+{{ table(inst.columns, inst.rows, numeric, inst.worse) }}
 <div class="pair">
 <div>
 {% if inst.targets %}<p class="note">Time to target (wall time, median over seeds):</p>
@@ -105,10 +107,14 @@ def _instance(problem: str, d: int, params: str, part: pd.DataFrame, ttt: pd.Dat
     pngs = _pngs(figures.get(key, []), out)
     main = [p for p in pngs if Path(p).name.startswith("workprecision_")]
     shown = report.shown(part)
+    same = [c for c in _FOLDED if shown[c].nunique() == 1]  # said once, above the table
+    shown = shown.drop(columns=same)
     targets = ttt[(ttt.problem == problem) & (ttt.d == d) & (ttt.params == params)]
     return dict(key=key, d=d, title=report.section_title(problem, d, params),
                 ref=part.iloc[0]["ref"], versions=part.iloc[0]["versions"],
-                rows=shown.astype(str).values.tolist(),
+                common=", ".join(f"{c} {shown_value}" for c, shown_value
+                                 in zip(same, report.shown(part)[same].iloc[0])),
+                columns=list(shown.columns), rows=shown.astype(str).values.tolist(),
                 worse=[i for i, v in enumerate(part["vs static"]) if v],
                 targets=targets[["solver_shown", *report.target_columns()]].values.tolist(),
                 main=main[0] if main else "", more=[p for p in pngs if p not in main])
@@ -136,6 +142,6 @@ def render(board: pd.DataFrame, ttt: pd.DataFrame, figures: dict[str, list[Path]
                              undefined=jinja2.StrictUndefined)
     return env.from_string(_TEMPLATE).render(
         header=_markdown(header) if header.strip() else "", legend=_markdown("\n".join(report.legend())),
-        problems=problems, scaling=scaling, columns=report.COLUMNS, numeric=_NUMERIC,
+        problems=problems, scaling=scaling, numeric=_NUMERIC,
         summary_heads=["problem", "d", f"best by {RANK_BY.name} (rank 1)", f"best {RANK_BY.name}"],
         summary_rows=summary, target_heads=["solver", *report.target_columns()])
