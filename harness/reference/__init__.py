@@ -13,11 +13,11 @@ from harness.reference.certification import EDGE_MAX, TAIL_MAX, GridRun, differe
 from harness.reference.compute import ALGORITHM, Reference, compute_reference
 from harness.reference.errors import BoxTooSmall, GridTooLarge, NotCertified, ReferenceFailed
 from harness.reference.geometry import helmert
-from harness.reference.grid_settings import GridSettings, initial_settings
-from harness.reference.memory import BYTES_PER_POINT, memory_budget_gb
+from harness.reference.grid_settings import GridSettings, default_tol, initial_settings
+from harness.reference.memory import bytes_per_point, memory_budget_gb
 
 __all__ = ["BoxTooSmall", "GridTooLarge", "NotCertified", "ReferenceFailed", "GridSettings", "Reference",
            "compute_reference", "initial_settings", "run_grid",
            # also imported by name (tests, tools)
-           "ALGORITHM", "BYTES_PER_POINT", "EDGE_MAX", "TAIL_MAX", "GridRun", "difference", "helmert",
-           "memory_budget_gb"]
+           "ALGORITHM", "EDGE_MAX", "TAIL_MAX", "GridRun", "bytes_per_point", "default_tol",
+           "difference", "helmert", "memory_budget_gb"]

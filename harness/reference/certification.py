@@ -67,7 +67,8 @@ def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> Gri
         mean[idx], var[idx], marg[idx] = geo.observe(mass, edges)
 
     prop = evolve(geo.psi0(), geo.grid, geo.potential, static=not problem.time_dependent, hbar=problem.hbar,
-                  m=problem.m, times=times, dt=settings.dt, order=settings.order, observe=observe)
+                  m=problem.m, times=times, dt=settings.dt, order=settings.order, observe=observe,
+                  dtype=settings.precision)
     pred = Prediction(times, mean, var, marg, edges,
                       diagnostics={"norm_drift": prop.norm_drift, "steps": prop.steps, "stages": prop.stages})
     return GridRun(pred, settings, prop.edge_mass, prop.spectrum_tail, prop.norm_drift,
@@ -91,11 +92,11 @@ def certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: float
     mass in the outer fifth of the Nyquist range is refined, before a certification is tried.
     Every grid is checked against the memory budget before it runs (GridTooLarge)."""
     def run(settings: GridSettings) -> GridRun:
-        check_fits(problem, settings.n, settings.dims(problem.d))
+        check_fits(problem, settings.n, settings.dims(problem.d), settings)
         return run_grid(problem, times, settings)
 
     for grid in (start, start.refined()):  # refuse before the first run, not after it
-        check_fits(problem, grid.n, grid.dims(problem.d))
+        check_fits(problem, grid.n, grid.dims(problem.d), grid)
     runs = [run(start)]
     while len(runs) < max_runs:
         base = runs[-1]

@@ -38,35 +38,37 @@ def helmert(d: int) -> np.ndarray:
 class Geometry:
     """The grid and the map from its points y (..., dims) to x (..., d): x = y on the full grid,
     or x = Qᵀ[0, y] with the centre of mass split off (``com_var`` = ħ/(2mωd) is then added
-    back to every coordinate, and ψ on the grid is ψ0 / φ0(0), φ0 the COM ground state)."""
+    back to every coordinate, and ψ on the grid is ψ0 / φ0(0), φ0 the COM ground state).
+    ψ is held at ``dtype`` (complex128 or complex64), V at the matching real precision."""
 
     problem: Problem
     grid: Grid
     to_x: np.ndarray | None  # (dims, d) or None for the identity
     com_var: float = 0.0
     psi_scale: float = 1.0  # 1 / φ0(y0 = 0) of the COM ground state
+    dtype: np.dtype = np.dtype(np.complex128)
     _marg: list = field(default_factory=list)
+    _slab_deposits: dict = field(default_factory=dict)
 
-    def evaluate(self, fn) -> np.ndarray:
-        """fn(x) on every grid point, in slabs of the first axis to bound memory."""
+    def evaluate(self, fn, dtype) -> np.ndarray:
+        """fn(x) on every grid point as ``dtype``, in slabs of the first axis to bound memory."""
         axis = self.grid.axis()
-        out = None
+        out = np.empty(self.grid.shape, dtype=dtype)
         per_slab = max(1, int(2**22 // (self.grid.n ** (self.grid.dims - 1) * self.problem.d**2)))
         for lo in range(0, self.grid.n, per_slab):
             y = np.stack(np.meshgrid(axis[lo:lo + per_slab], *[axis] * (self.grid.dims - 1),
                                      indexing="ij"), axis=-1)
             x = y if self.to_x is None else y @ self.to_x
-            value = np.asarray(fn(x))
-            if out is None:
-                out = np.empty(self.grid.shape, dtype=value.dtype)
-            out[lo:lo + per_slab] = value
+            out[lo:lo + per_slab] = np.asarray(fn(x))
         return out
 
     def psi0(self) -> np.ndarray:
-        return self.evaluate(self.problem.psi0).astype(np.complex128) * self.psi_scale
+        psi = self.evaluate(self.problem.psi0, self.dtype)
+        psi *= self.psi_scale
+        return psi
 
     def potential(self, t: float) -> np.ndarray:
-        return self.evaluate(lambda x: self.problem.potential(x, t)).astype(np.float64)
+        return self.evaluate(lambda x: self.problem.potential(x, t), np.empty(0, self.dtype).real.dtype)
 
     def observe(self, mass: np.ndarray, edges: np.ndarray):
         """Mean, variance and binned marginal of every x_i from the grid mass per cell."""
@@ -80,53 +82,75 @@ class Geometry:
         mean = w.T @ first / total
         var = np.einsum("ai,ab,bi->i", w, second, w) / total - mean**2 + self.com_var
         marg = np.empty((self.problem.d, edges.size - 1))
-        for i, (summed, deposit, kernel) in enumerate(self._marg):
-            sub = mass.sum(axis=summed) if summed else mass
-            marg[i] = kernel @ (deposit @ sub.ravel())
+        deposited = {}
+        for i, (group, shifts, kernel) in enumerate(self._marg):
+            if group not in deposited:  # coordinates differing only in the first axis's sign share it
+                summed, deposit = self._slab_deposits[group]
+                sub = mass.sum(axis=summed) if summed else mass
+                deposited[group] = np.column_stack([deposit @ slab for slab in sub.reshape(sub.shape[0], -1)])
+            slabs = deposited[group]
+            line = np.zeros(slabs.shape[0] + int(shifts.max()))
+            for k, shift in enumerate(shifts):
+                line[shift:shift + slabs.shape[0]] += slabs[:, k]
+            marg[i] = kernel @ line
         return mean, var, marg
 
     def _projection(self, i: int, edges: np.ndarray):
-        """For x_i: the grid axes it does not depend on (summed out first), the cloud-in-cell
-        deposition of the remaining grid onto a fine line in s = w_i·y (a sparse matrix with two
-        entries per point), and the kernel taking the line's node masses to bin averages of the
-        density convolved with the COM Gaussian. Linear deposition widens every point by h²/6
-        on average, which the kernel takes back; with h ≤ σ_COM/64 the rest is ~1e-6 in L1."""
+        """For x_i, whose relative part is s = w_i·y: the deposition of the grid mass onto a
+        fine line in s (node spacing h ≤ min(dx, σ_COM)/64) and the kernel taking the line's
+        node masses to bin averages of the density convolved with the COM Gaussian.
+
+        The axes x_i does not depend on are summed out first. The first remaining axis moves s
+        by whole nodes (h divides |w_0|·dx), so only one slab of it is deposited linearly
+        (cloud in cell: a sparse matrix with two entries per point of the slab, shared by every
+        slab and by coordinates with the same slab weights), each slab's line then shifted by
+        its whole number of nodes. Linear deposition widens a point by h²·f(1 − f) at fraction
+        f between nodes, on average over the slab taken back by the kernel; the rest is ~1e-6
+        in L1. Returns the deposition's key, each slab's shift and the kernel."""
         w_all = self.to_x[:, i]
         keep = np.flatnonzero(np.abs(w_all) > 1e-12)
         summed = tuple(int(a) for a in np.flatnonzero(np.abs(w_all) <= 1e-12))
-        axis = self.grid.axis()
-        s = np.zeros((axis.size,) * keep.size)
-        for j, a in enumerate(keep):
-            s = s + w_all[a] * axis.reshape([-1 if b == j else 1 for b in range(keep.size)])
-        h = min(self.grid.dx, math.sqrt(self.com_var)) / 64
-        reach = float(np.abs(w_all).sum()) * (self.grid.half + self.grid.dx)
-        nodes = -reach + h * np.arange(math.ceil(2 * reach / h) + 2)
-        u = (s.ravel() + reach) / h
+        axis, dx = self.grid.axis(), self.grid.dx
+        w0, w_slab = w_all[keep[0]], w_all[keep[1:]]
+        q = math.ceil(abs(w0) * dx / (min(dx, math.sqrt(self.com_var)) / 64))
+        h = abs(w0) * dx / q
+        s = np.zeros((axis.size,) * w_slab.size)
+        for j, wa in enumerate(w_slab):
+            s = s + wa * axis.reshape([-1 if b == j else 1 for b in range(w_slab.size)])
+        u = (s.ravel() - s.min()) / h
         j = u.astype(np.int32)
         frac = u - j
-        data = np.column_stack([1 - frac, frac]).ravel()
-        rows = np.column_stack([j, j + 1]).ravel()
-        deposit = scipy.sparse.csc_matrix((data, rows, np.arange(0, 2 * u.size + 1, 2, dtype=np.int32)),
-                                          shape=(nodes.size, u.size))
-        kernel = gaussian_bins(nodes[:, None], np.full((nodes.size, 1), self.com_var - h**2 / 6), edges)[:, 0]
-        kernel[kernel < 1e-30] = 0.0  # far tails: negligible, and subnormal numbers are slow
-        return summed, deposit, np.ascontiguousarray(kernel.T)
+        group = (summed, tuple(np.round(w_slab, 12)))
+        if group not in self._slab_deposits:
+            data = np.column_stack([1 - frac, frac]).ravel()
+            rows = np.column_stack([j, j + 1]).ravel()
+            deposit = scipy.sparse.csc_matrix((data, rows, np.arange(0, 2 * u.size + 1, 2, dtype=np.int32)),
+                                              shape=(int(j.max()) + 2, u.size))
+            self._slab_deposits[group] = summed, deposit
+        steps = np.arange(axis.size) if w0 > 0 else np.arange(axis.size)[::-1]
+        shifts = q * steps
+        lowest = s.min() + min(w0 * axis[0], w0 * axis[-1])
+        nodes = lowest + h * np.arange(self._slab_deposits[group][1].shape[0] + int(shifts.max()))
+        smoothing = h**2 * float(np.mean(frac * (1 - frac)))
+        kernel = gaussian_bins(nodes[:, None], np.full((nodes.size, 1), self.com_var - smoothing), edges)[:, 0]
+        kernel[kernel < 1e-30] = 0.0  # far tails: negligible; a node reaches a few bins only
+        return group, shifts, scipy.sparse.csr_matrix(kernel.T)
 
 
 def _grid_moments(y: np.ndarray, mass: np.ndarray):
     """Total, first moments Σ m y_a and second moments Σ m y_a y_b of a grid of masses with
-    the same axis ``y`` in every direction, from the one- and two-axis marginals."""
+    the same axis ``y`` in every direction: the grid contracted with (1, y, y²) along each axis
+    in turn (one pass over the grid, a matrix product; the rest is small)."""
     dims = mass.ndim
-    first, second = np.empty(dims), np.empty((dims, dims))
+    powers = np.stack([np.ones_like(y), y, y * y], axis=1)
+    c = mass
     for a in range(dims):
-        for b in range(a, dims):
-            pair = mass.sum(axis=tuple(c for c in range(dims) if c not in (a, b)))
-            if a == b:
-                first[a] = pair @ y
-                second[a, a] = pair @ y**2
-            else:
-                second[a, b] = second[b, a] = y @ pair @ y
-    return mass.sum(), first, second
+        c = np.tensordot(powers, c, axes=([0], [a]))
+    c = c.transpose(tuple(reversed(range(dims))))  # c[p_0, ..., p_{dims-1}] = Σ m Π y_a^{p_a}
+    unit = np.eye(dims, dtype=int)
+    first = np.array([c[tuple(unit[a])] for a in range(dims)])
+    second = np.array([[c[tuple(unit[a] + unit[b])] for b in range(dims)] for a in range(dims)])
+    return c[(0,) * dims], first, second
 
 
 def _product_observables(x: np.ndarray, mass: np.ndarray, edges: np.ndarray):
@@ -157,7 +181,7 @@ def geometry(problem: Problem, s: GridSettings) -> Geometry:
     relative axes centred at 0, after checking the declared centre-of-mass separation."""
     lo, hi = problem.box
     if not s.reduced:
-        return Geometry(problem, Grid(problem.d, s.n, s.half, (lo + hi) / 2), None)
+        return Geometry(problem, Grid(problem.d, s.n, s.half, (lo + hi) / 2), None, dtype=np.dtype(s.precision))
     omega = problem.stationary_com_frequency()
     if omega is None or problem.d < 2:
         raise ValueError(f"{problem.name} declares no separable centre of mass (d = {problem.d})")
@@ -166,7 +190,7 @@ def geometry(problem: Problem, s: GridSettings) -> Geometry:
     a = problem.m * omega / problem.hbar
     return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0), q[1:],
                      com_var=problem.hbar / (2 * problem.m * omega * problem.d),
-                     psi_scale=(math.pi / a) ** 0.25)
+                     psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
 
 
 def _check_com(problem: Problem, omega: float, q: np.ndarray) -> None:

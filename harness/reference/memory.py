@@ -1,19 +1,32 @@
 """The reference's memory budget, checked before any grid-sized array is made: a grid that
-cannot fit raises GridTooLarge, whatever d (the size is computed in logarithms, never as n^d)."""
+cannot fit raises GridTooLarge, whatever d (the size is computed in logarithms, never as n^d),
+saying what it would need in memory and, from the measured cost of a stage, in time."""
 
 from __future__ import annotations
 
 import math
 import os
 
+import numpy as np
+
 from harness.api import Problem
 from harness.reference.errors import GridTooLarge
+from harness.reference.grid_settings import GridSettings
+from harness.split_operator import composition, phase_arrays
 
-#: bytes held per grid point during a run: ψ, the two phase factors, the density and FFT scratch
-BYTES_PER_POINT = 5 * 16
 #: fewest points per axis of any grid run (none resolves a state with fewer): the floor checked
 #: before the first grid is even chosen, which needs samples of ψ0 (n × d numbers)
 MIN_POINTS = 8
+#: seconds per grid point per composition stage (an FFT pair and two phase products), measured
+#: on 2 cores of an AMD EPYC (AVX512) with 4-axis grids of 48⁴–88⁴ points
+SECONDS_PER_POINT_STAGE = {"complex64": 30e-9, "complex128": 50e-9}
+
+
+def bytes_per_point(precision: str, order: int) -> int:
+    """Bytes held per grid point during a run: ψ, the cached potential phases, V, the float64
+    density, and one more ψ-sized array for transients (the first FFT, ψ0's evaluation)."""
+    item = np.dtype(precision).itemsize
+    return item * (2 + phase_arrays(order)) + item // 2 + 8
 
 
 def memory_budget_gb() -> float:
@@ -21,19 +34,28 @@ def memory_budget_gb() -> float:
     return float(os.environ.get("QDBENCH_REFERENCE_GB", 8))
 
 
-def _gb(log10_bytes: float) -> str:
-    """A size given by its log10 in bytes, in GB, readable even past the float range."""
-    log10_gb = log10_bytes - 9
-    return f"{10**log10_gb:.3g}" if log10_gb < 300 else f"10^{math.floor(log10_gb)}"
+def _scaled(log10_value: float) -> str:
+    """A figure given by its log10, readable even past the float range."""
+    return f"{10**log10_value:.3g}" if log10_value < 300 else f"10^{math.floor(log10_value)}"
 
 
-def check_fits(problem: Problem, n: int, dims: int, *, at_least: bool = False) -> None:
-    """Raise GridTooLarge when a grid of ``n``^``dims`` points passes the budget (``at_least``:
-    the message says the grid needs at least that much, for the MIN_POINTS floor)."""
-    log10_need = dims * math.log10(n) + math.log10(BYTES_PER_POINT)
+def check_fits(problem: Problem, n: int, dims: int, settings: GridSettings | None = None) -> None:
+    """Raise GridTooLarge when a grid run of ``n``^``dims`` points with ``settings`` passes the
+    budget; without ``settings`` it is the MIN_POINTS floor, at the fewest bytes a point any run
+    takes (the message then says "at least")."""
+    per_point = (bytes_per_point(settings.precision, settings.order) if settings
+                 else bytes_per_point("complex64", 2))
+    log10_points = dims * math.log10(n)
+    log10_need = log10_points + math.log10(per_point)
     budget = memory_budget_gb()
     if budget > 0 and log10_need <= math.log10(budget) + 9:
         return
-    least = "at least " if at_least else ""
+    least = "" if settings else "at least "
+    need = f"{least}{_scaled(log10_need - 9)} GB"
+    if settings:
+        stages = math.ceil(problem.T / settings.dt - 1e-9) * composition(settings.order).size
+        cost = SECONDS_PER_POINT_STAGE[settings.precision]
+        hours = log10_points + math.log10(stages * cost / 3600)
+        need += f" and about {_scaled(hours)} h ({stages} stages at {cost * 1e9:.0f} ns a point, 2 CPU cores)"
     raise GridTooLarge(f"no certified reference for {problem.name} d={problem.d}: its grid of {least}{n}^{dims} "
-                       f"points needs {least}{_gb(log10_need)} GB, budget {budget:g} GB (QDBENCH_REFERENCE_GB)")
+                       f"points needs {need}, budget {budget:g} GB (QDBENCH_REFERENCE_GB)")
