@@ -29,7 +29,8 @@ class HarmonicBosons(Problem):
     default changes Var(x_1) by 3.8× (d = 2) to 6.6× (d → ∞) over [0, 1/ω]."""
 
     name = "harmonic_bosons"
-    summary = "d bosons in a harmonic trap with harmonic pair springs (quench; exact at any d)"
+    summary = ("d bosons in a harmonic trap with harmonic pair springs, kappa = -3 m omega²/d by "
+               "default (a quench; exact at any d)")
 
     d: int = 2
     omega: float = 1.0
