@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from harness.observables import prediction_from_samples, relabel
+from harness.observables import SampleStatistics, relabel
 from solvers.dsm.loss import initial_velocities, loss_terms
 from solvers.dsm.nets import PairMLP
 from solvers.training import Budget, TrainingLoop, for_matmul, reuse_freed_memory, threads
@@ -222,8 +222,9 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
     rng = np.random.default_rng([seed, 7])
     gen = torch.Generator(device=device).manual_seed(seed + 7)
     dtype = next(net.parameters()).dtype
-    # one array filled batch by batch: the samples are the memory (10⁵ paths × 100 times × d)
-    at_record = np.empty((int(record.sum()), n_samples, problem.d), dtype=np.float32)
+    # moments and histograms accumulated batch by batch: memory independent of the paths
+    index = (np.cumsum(record) - 1)[pos]  # the recorded state of each requested time
+    stats = SampleStatistics(times.size, problem.d, problem.marginal_edges())
     shuffle = np.random.default_rng([seed, 8]) if settings.relabel and problem.exchangeable() else None
     step = compiled(sampler_step(net, problem, settings.scheme), settings.compile, "sampler step")
     for lo in range(0, n_samples, settings.predict_batch):
@@ -232,10 +233,10 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
         with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
             states = torch.stack(sample_paths(net, problem, x0, grid, gen, record, step=step))
         batch = states.cpu().numpy()
-        at_record[:, lo:lo + n] = batch if shuffle is None else relabel(batch, shuffle)
-    index = (np.cumsum(record) - 1)[pos]
-    samples = at_record if np.array_equal(index, np.arange(len(at_record))) else at_record[index]
-    return prediction_from_samples(times, samples, problem.marginal_edges(), diagnostics)
+        batch = batch if shuffle is None else relabel(batch, shuffle)
+        for k, r in enumerate(index):
+            stats.add(k, batch[r])
+    return stats.prediction(times, diagnostics)
 
 
 def train(problem, times, settings, ctx):

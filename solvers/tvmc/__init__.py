@@ -47,7 +47,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, UserError
-from harness.observables import prediction_from_samples
 from solvers.tvmc.structure import couples_coordinates, fit_initial, parity_even, proposal_factor
 
 INTEGRATORS = ("euler", "heun", "rk4")
@@ -248,7 +247,6 @@ class TVMCSolver(Solver):
                 record.finish(driver)
             fit_s = time.perf_counter() - t_fit - record.predict_s
 
-        samples_at = record.samples
         accepted = [a for a in record.acceptance if a is not None]
         diagnostics = {
             "n_params": n_params,
@@ -277,6 +275,4 @@ class TVMCSolver(Solver):
             "n_chains": s.n_chains,
             "device": str(jax_device),
         }
-        pred = prediction_from_samples(times, samples_at, problem.marginal_edges(), diagnostics)
-        pred.n_samples = int(samples_at[0].shape[0])
-        return pred
+        return record.stats.prediction(times, diagnostics)

@@ -1,4 +1,6 @@
-"""Samples, statistics and checks at the scored times of a t-VMC run (a NetKet callback)."""
+"""Statistics and checks at the scored times of a t-VMC run (a NetKet callback): the samples of
+each scored time are reduced to moments and histograms at once (harness SampleStatistics), so
+memory does not grow with samples × times × d."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import time
 
 import numpy as np
 
-from harness.observables import relabel
+from harness.observables import SampleStatistics, relabel
 from solvers.tvmc.structure import chain_stats, proposal_factor
 
 
@@ -15,14 +17,15 @@ class Diverged(Exception):
 
 
 class Recorder:
-    """Collects samples and diagnostics at the scored times; checks the energy every step."""
+    """Collects statistics and diagnostics at the scored times; checks the energy every step."""
 
     def __init__(self, problem, times, settings, vstate, ham, rng, d, n_predict, ctx, E0, E_scale):
         self.problem, self.times, self.s, self.vstate = problem, times, settings, vstate
         self.rng, self.d, self.n_predict, self.ctx, self.E0 = rng, d, n_predict, ctx, E0
         self.E_scale = E_scale  # |E(0)|, or the energy spread ΔE where E(0) is near zero
         self.ham = ham
-        self.samples, self.mean_err, self.var_err = [], [], []
+        self.stats = SampleStatistics(len(times), d, problem.marginal_edges())
+        self.mean_err, self.var_err = [], []
         self.energy, self.energy_err, self.acceptance, self.sigmas = [], [], [], []
         self.predict_s = 0.0
         self.n_steps = 0
@@ -61,7 +64,7 @@ class Recorder:
             vs.sampler_state = vs.sampler_state.replace(rule_state=scale)
         if np.isclose(t, self.pending[0] if self.pending else np.nan, rtol=0, atol=1e-9):
             self.pending.pop(0)
-            self.samples.append(x.reshape(-1, self.d))
+            self.stats.add(len(self.mean_err), x.reshape(-1, self.d))
             self.mean_err.append(mean_err.tolist())
             self.var_err.append(var_err.tolist())
             self.energy.append(energy)
