@@ -249,6 +249,12 @@ class Solver(ABC):
         calls it once before ``solve``, and a refusal is stored as an ``unsupported`` row."""
         return True, ""
 
+    def ladder(self, problem: Problem, settings: Any) -> list[dict[str, Any]]:
+        """Settings overrides from cheap to expensive (each applied on ``settings``) whose runs
+        draw this solver's work–precision line on ``problem`` (``harness sweep --ladder``);
+        [] for a solver whose line comes from its training checkpoints, or that has one cost."""
+        return []
+
     @abstractmethod
     def solve(self, problem: Problem, times: np.ndarray, settings: Any, ctx: Context) -> Prediction:
         """Evolve ``problem`` and return moments and marginals at ``times`` (t = 0 may be among them)."""

@@ -205,12 +205,16 @@ def _print_rows(name, prob, rows, store) -> None:
               callback=_finite, metavar="S",
               help="Score the training solvers' prediction every S seconds (the "
                    "error-versus-wall-time plot).")
+@click.option("--ladder", is_flag=True,
+              help="Work–precision curves: each solver's runs at its ladder of settings from "
+                   "cheap to expensive (grid solvers, t-VMC), training solvers with scored "
+                   "checkpoints (every --checkpoint-every, default 20 s).")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
 @click.option("--store", "store_path", default=None, metavar="PATH")
 @click.option("--force", is_flag=True, help="Recompute runs already in the store.")
 @plugin_option
 def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n_times, executor,
-              scheduler, workers, timeout, checkpoint_every, dry_run, store_path, force,
+              scheduler, workers, timeout, checkpoint_every, ladder, dry_run, store_path, force,
               plugins) -> None:
     """Run the grid problem × d × solver × seed, each run isolated; resume what is stored."""
     from harness import sweep
@@ -227,19 +231,20 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                           params=parse_pairs(params, "--param"), preset=preset,
                           sets=parse_pairs(sets, "--set"), device=resolve_device(device),
                           n_times=n_times, plugins=tuple(plugins),
-                          checkpoint_every=checkpoint_every)
+                          checkpoint_every=checkpoint_every, ladder=ladder)
     store = Store(store_path)
     todo = sweep.pending(requests, store, force)
     if not dry_run:
         store.ensure_writable()
     if dry_run:
         table = Table(title=f"{len(requests)} runs, {len(requests) - len(todo)} stored")
-        for col in ("problem", "d", "solver", "seed", "run key", "stored"):
+        for col in ("problem", "d", "solver", "seed", "settings", "run key", "stored"):
             table.add_column(col)
         stored = store.table().set_index("run_key")["status"].to_dict()
         for r in requests:
             key = r.job().key
-            table.add_row(r.problem, str(r.job().problem.d), r.solver, str(r.seed), key,
+            table.add_row(r.problem, str(r.job().problem.d), r.solver, str(r.seed),
+                          " ".join(f"{k}={v}" for k, v in r.sets), key,
                           stored.get(key, "") if not force else "")
         console.print(table)
         return

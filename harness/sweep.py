@@ -11,6 +11,7 @@ was queued and keeps what finished."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -67,9 +68,13 @@ def registry(plugins: tuple[str, ...]):
 
 def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: list[int], *,
          params: dict[str, str], preset: str | None, sets: dict[str, str], device: str,
-         n_times: int, plugins: tuple[str, ...] = (),
-         checkpoint_every: float | None = None) -> list[Request]:
-    """Every combination, each checked (names, parameters, settings) before anything runs."""
+         n_times: int, plugins: tuple[str, ...] = (), checkpoint_every: float | None = None,
+         ladder: bool = False) -> list[Request]:
+    """Every combination, each checked (names, parameters, settings) before anything runs.
+
+    With ``ladder``, each solver's run becomes the rungs of its work–precision ladder
+    (``Solver.ladder``), and a solver without one (a training solver) scores checkpoints every
+    ``checkpoint_every`` (default LADDER_CHECKPOINT_S) seconds instead."""
     from harness.settings import split_overrides
 
     if not problems or not solvers or not seeds:
@@ -84,9 +89,29 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
                 for seed in seeds:
                     req = Request(problem, d, tuple(sorted(params.items())), solver, preset, own,
                                   seed, device, n_times, plugins, checkpoint_every)
-                    req.job()  # raises UserError for bad input now, not inside a worker
-                    requests.append(req)
+                    job = req.job()  # raises UserError for bad input now, not inside a worker
+                    requests += _rungs(req, job) if ladder else [req]
     return requests
+
+
+#: seconds between scored checkpoints of a training solver in a ladder sweep
+LADDER_CHECKPOINT_S = 20.0
+
+
+def _rungs(req: Request, job: Job) -> list[Request]:
+    """The requests of ``req``'s work–precision ladder (itself, checkpointed, without one)."""
+    rungs = job.solver().ladder(job.problem, job.settings)
+    if not rungs:
+        return [dataclasses.replace(req, checkpoint_every=req.checkpoint_every or LADDER_CHECKPOINT_S)]
+    out = []
+    for rung in rungs:
+        clash = sorted(set(rung) & {k for k, _ in req.sets})
+        if clash:
+            raise UserError(f"--ladder varies {', '.join(clash)} of {req.solver}; do not --set it")
+        rung_req = dataclasses.replace(req, sets=tuple(sorted({**dict(req.sets), **rung}.items())))
+        rung_req.job()
+        out.append(rung_req)
+    return out
 
 
 def share(workers: int) -> int:

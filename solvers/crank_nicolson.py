@@ -48,6 +48,8 @@ RESOLVE = 0.5
 LAPACK_MAX_LINES = 128
 #: points per evaluation of the potential or ψ0 on the grid
 SLAB_POINTS = 2**16
+#: work–precision ladder: (points per axis, step) as multiples of the chosen setting's
+LADDER = ((0.5, 4.0), (0.71, 2.0), (1.0, 1.0), (1.41, 0.5))
 
 
 @dataclass
@@ -187,6 +189,18 @@ class CrankNicolsonSolver(Solver):
         "quick": {},
         "paper": dict(points=100, box=1.5, dt=1e-3),
     }
+
+    def ladder(self, problem: Problem, settings: Settings) -> list[dict]:
+        """Coarser and finer grids around ``settings``: points per axis × 0.5 … 1.4 and the step
+        × 4 … 0.5 together (the O(dx²) and O(dt²) errors fall together); rungs past the memory
+        budget are left out."""
+        n, _, _ = settings.grid(problem)
+        rungs = []
+        for scale, step in LADDER:
+            points = max(3, round(n * scale))
+            if memory_needed(points, problem.d) <= settings.memory_gb * 1e9:
+                rungs.append({"points": points, "dt": settings.dt * step})
+        return rungs
 
     def supports(self, problem: Problem, settings: Settings | None = None) -> tuple[bool, str]:
         """Refuse a grid whose arrays exceed the memory budget (default settings: the quick preset)."""

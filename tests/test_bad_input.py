@@ -116,6 +116,8 @@ CASES = [
     ([*SWEEP, "--seeds", "0"], "Invalid value for '--seeds'"),
     ([*SWEEP, "--seeds", "1000000000"], "the grid has 1000000000 runs"),
     ([*SWEEP, "--plugin", "named_static.py"], "solver name 'static' is already registered"),
+    (["sweep", "--problem", "oscillator", "--solver", "crank_nicolson", "--ladder", "--set",
+      "dt=0.1", "--store", "s.parquet"], "--ladder varies dt of crank_nicolson"),
     # report
     ([*REPORT, "--store", "missing.parquet"], "no runs in missing.parquet"),
     ([*REPORT, "--store", "norows.parquet"], "no runs in norows.parquet"),

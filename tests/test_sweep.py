@@ -1,5 +1,6 @@
 """Sweeps: isolated runs whose crashes, timeouts and kills become rows; resuming; Dask; reports."""
 
+import json
 import os
 import signal
 import subprocess
@@ -112,3 +113,27 @@ def test_checkpoints_give_the_error_versus_wall_time_plot(tmp_path):
     assert all(0 <= e <= 2 for e in curves.diagnostics["density_l1"])
     harness("report", "--store", store, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert list((tmp_path / "out" / "plots").glob("training_oscillator_d1_*.png"))
+
+
+def test_a_ladder_sweep_draws_a_work_precision_line_per_solver(tmp_path):
+    """--ladder: crank_nicolson runs its rungs, cheap to dear, and its error falls along them;
+    a training solver gets scored checkpoints instead; static stays one point."""
+    from harness.sweep import LADDER_CHECKPOINT_S, grid
+
+    requests = grid(["oscillator"], [1], ["crank_nicolson", "dsm", "static"], [0],
+                    params={"p0": "0.5"}, preset="quick", sets={}, device="cpu", n_times=20,
+                    ladder=True)
+    rungs = [r for r in requests if r.solver == "crank_nicolson"]
+    assert len(rungs) == 4 and len({r.job().key for r in rungs}) == 4
+    (dsm,) = [r for r in requests if r.solver == "dsm"]
+    assert dsm.checkpoint_every == LADDER_CHECKPOINT_S
+    assert [r.sets for r in requests if r.solver == "static"] == [()]
+    store = str(tmp_path / "runs.parquet")
+    harness("sweep", "--problem", "oscillator", "--param", "p0=0.5", "--solver", "crank_nicolson",
+            "--times", "20", "--ladder", "--store", store, cwd=tmp_path)
+    table = pd.read_parquet(store)
+    table = table.iloc[table.settings.map(lambda s: json.loads(s)["points"]).argsort()]
+    assert len(table) == 4 and (table.status == "ok").all()
+    errors = table.var_rel_l2.to_numpy()
+    assert (errors[1:] < errors[:-1]).all(), errors  # dearer rungs are more accurate
+    assert errors[0] > 3 * errors[-1]

@@ -133,6 +133,18 @@ class TVMCSolver(Solver):
                       n_pair=22),
     }
 
+    def ladder(self, problem: Problem, settings: Settings) -> list[dict]:
+        """Cheaper and dearer runs around ``settings``: the step × 4 … 0.5 with the Monte Carlo
+        samples ÷ 4 … × 2, whole chains' worth (both errors fall as the cost grows)."""
+        chains = settings.n_chains
+
+        def samples(n: int, step: float) -> int:
+            return chains * max(1, round(n / step / chains))
+
+        return [{"dt": settings.dt * step, "n_samples": samples(settings.n_samples, step),
+                 "n_predict": samples(settings.n_predict or settings.n_samples, step)}
+                for step in (4.0, 2.0, 1.0, 0.5) if settings.dt * step <= problem.T]
+
     def supports(self, problem: Problem, settings: Settings | None = None) -> tuple[bool, str]:
         if settings is not None and settings.dt > problem.T:
             return False, f"tvmc: dt={settings.dt} exceeds the horizon T={problem.T}"
