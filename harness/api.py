@@ -99,6 +99,9 @@ class Problem(ABC):
     n_bins: ClassVar[int] = 120
     #: whether V depends on t (a static V lets grid solvers cache its phase factors)
     time_dependent: ClassVar[bool] = False
+    #: whether ψ0 vanishes on nodal surfaces (fermions): there log|ψ0| and the osmotic velocity
+    #: u0 are singular, so a solver built on them handles nodes or refuses the problem
+    has_nodes: ClassVar[bool] = False
 
     d: int = 1
     hbar: float = 0.1

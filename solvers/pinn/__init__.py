@@ -137,6 +137,9 @@ class PINNSolver(Solver):
         lo, hi = problem.box
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             return False, f"pinn needs a finite box, got {problem.box}"
+        if problem.has_nodes:
+            return False, ("pinn builds ψ on log ψ0 (its ansatz and residual take ∂² log|ψ0|), "
+                           "which is singular on ψ0's nodes")
         if settings is not None:
             method = settings.predict
             if method == "auto":

@@ -151,6 +151,9 @@ class TVMCSolver(Solver):
         rng = np.random.default_rng(12345)
         if problem.time_dependent:
             return False, "tvmc evolves with a time-independent Hamiltonian only"
+        if problem.has_nodes:
+            return False, ("the tvmc ansatz (a symmetric Gaussian times symmetric Jastrow terms) "
+                           "has no nodes; this ψ0 has")
         if not problem.exchangeable():
             return False, "the tvmc ansatz is symmetric under relabelling coordinates, V or ψ0 not"
         fit, resid = fit_initial(problem, rng)
