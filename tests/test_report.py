@@ -235,13 +235,22 @@ def test_one_notation_per_column():
     assert numbers.with_spread(0.0114, 2e-18, 3, False) == "0.0114"  # rounding noise, no ±
 
 
-def test_sections_sort_d_as_numbers_and_the_page_renders_the_header(synthetic, tmp_path):
-    store, table, board = synthetic
-    md = report.markdown(board)
+HEADER = "Made by **these** commands:\n\n```\nharness sweep\n```\n\n<script>x()</script>\n"
+
+
+@pytest.fixture(scope="module")
+def written(synthetic, tmp_path_factory):
+    """The synthetic store's report, written once for the tests that read it."""
+    out = tmp_path_factory.mktemp("report")
+    report.write(synthetic[0], out, header=HEADER)
+    return out
+
+
+def test_sections_sort_d_as_numbers_and_the_page_renders_the_header(synthetic, written):
+    md = report.markdown(synthetic[2])
     assert [md.index(f"## bosons, d = {d} ") for d in (2, 3, 10)] == \
         sorted(md.index(f"## bosons, d = {d} ") for d in (2, 3, 10))
-    header = "Made by **these** commands:\n\n```\nharness sweep\n```\n\n<script>x()</script>\n"
-    report.write(store, tmp_path, header=header)
+    tmp_path = written
     html = (tmp_path / "index.html").read_text()
     assert "<strong>these</strong>" in html and "<code>harness sweep\n</code>" in html
     assert "<script>" not in html and "&lt;script&gt;" in html  # raw HTML is text
@@ -253,11 +262,9 @@ def test_sections_sort_d_as_numbers_and_the_page_renders_the_header(synthetic, t
     assert 'src="plots/workprecision_bosons_d10_' in html and 'src="plots/scaling_bosons.png"' in html
 
 
-def test_the_same_store_gives_byte_identical_reports_and_figures(synthetic, tmp_path):
-    store = synthetic[0]
-    files = []
-    for out in (tmp_path / "a", tmp_path / "b"):
-        report.write(store, out)
-        files.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+def test_the_same_store_gives_byte_identical_reports_and_figures(synthetic, written, tmp_path):
+    report.write(synthetic[0], tmp_path, header=HEADER)
+    files = [{p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+             for out in (written, tmp_path)]
     assert files[0] == files[1]
     assert {p.suffix for p in files[0]} == {".md", ".csv", ".html", ".png", ".svg"}
