@@ -156,6 +156,19 @@ def test_gaussian_network_parameters():
             GaussianNetwork(**bad)
 
 
+def test_network_constants_follow_the_array_type():
+    """K, x0 and p0 come as x's namespace and dtype: a float32 torch batch stays float32."""
+    torch = pytest.importorskip("torch")
+    p = GaussianNetwork(d=3)
+    x = p.sample_initial(4, np.random.default_rng(3))
+    xt = torch.tensor(x, dtype=torch.float32)
+    pairs = ((p.potential(xt, 0.0), p.potential(x, 0.0)), (p.u0(xt), p.u0(x)), (p.v0(xt), p.v0(x)),
+             (p.grad_potential(xt, 0.0), p.grad_potential(x, 0.0)), (p.log_psi0(xt)[1], p.log_psi0(x)[1]))
+    for got, want in pairs:
+        assert got.dtype == torch.float32
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
 # -- exchange symmetry -------------------------------------------------------------------------
 
 def test_harmonic_bosons_are_exchangeable():
