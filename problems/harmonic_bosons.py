@@ -34,7 +34,9 @@ class HarmonicBosons(Problem):
 
     d: int = 2
     omega: float = 1.0
-    kappa: float = math.nan  #: NaN: the d-dependent default DEFAULT_KAPPA · mω²/d
+    #: NaN: the d-dependent default DEFAULT_KAPPA · mω²/d, filled in (so ``dataclasses.replace``
+    #: with another d keeps the filled value: pass kappa=nan again for that d's default)
+    kappa: float = math.nan
     hbar: float = 0.1
     m: float = 1.0
     T: float = 1.0
