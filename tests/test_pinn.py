@@ -206,17 +206,29 @@ def test_presets_resolve_and_bad_overrides_are_refused():
         resolve_settings(PINNSolver, "quick", {"collocation": "halton"})
 
 
-def test_supports_refuses_high_d_and_grids_too_large():
+def test_supports_refuses_where_static_is_not_beaten_clearly():
+    """The refusal rule: d ≤ 2 only, and only where the variance moves (by the classical flow)
+    at least MARGIN times the PINN's measured error; where it was measured to beat static
+    (oscillator d = 1, bosons d = 2) it runs."""
+    from problems.harmonic_bosons import HarmonicBosons
+
     solver = PINNSolver()
-    assert solver.supports(Bosons(d=4)) == (True, "")
-    ok, reason = solver.supports(Bosons(d=20))
-    assert not ok and "d = 20" in reason
-    big_grid = Settings(predict="grid", grid_points=200)
-    assert solver.supports(Bosons(d=4), big_grid) == (
-        False, "pinn: a grid of 200^4 points is too large to evaluate; use predict=is")
-    assert solver.supports(Bosons(d=4)) == (True, "")  # without settings: d and box only
-    assert solver.supports(Bosons(d=4), Settings()) == (True, "")  # auto: importance sampling
-    assert not solver.supports(Bosons(d=3), Settings(grid_points=200))[0]
+    assert solver.supports(Oscillator(d=1, p0=0.5)) == (True, "")
+    assert solver.supports(Bosons(d=2)) == (True, "")
+    assert solver.supports(HarmonicBosons(d=2)) == (True, "")
+    for problem in (Bosons(d=3), Bosons(d=4), Oscillator(d=8, p0=0.5), HarmonicBosons(d=32)):
+        ok, reason = solver.supports(problem)
+        assert not ok and f"d = {problem.d}" in reason and "static" in reason
+    for problem in (Oscillator(d=2, p0=0.5), Bosons(d=2, g=0.0)):  # static 0.142; exact
+        ok, reason = solver.supports(problem)
+        assert not ok and "would not beat static clearly" in reason, reason
+
+
+def test_supports_refuses_grids_too_large():
+    solver = PINNSolver()
+    assert solver.supports(Bosons(d=2), Settings(predict="grid", grid_points=3000)) == (
+        False, "pinn: a grid of 3000^2 points is too large to evaluate; use predict=is")
+    assert solver.supports(Bosons(d=2), Settings()) == (True, "")
 
 
 TINY = dict(width=16, depth=1, epochs=20, n_colloc=200, log_every=5, grid_points=101)
@@ -317,3 +329,46 @@ def test_found_by_the_registry():
     from harness.registry import discover
 
     assert discover().solver("pinn") is PINNSolver
+
+
+# --------------------------------------------------------------------------------------------
+# Collocation that follows the state (focus_on="flow")
+# --------------------------------------------------------------------------------------------
+
+
+def test_flow_is_exact_in_distribution_for_a_quadratic_potential():
+    """ψ0's samples moved by Newton's equations (momenta m·v0 plus the osmotic rms spread)
+    reproduce the exact moments of a Gaussian packet in a quadratic potential."""
+    from problems.harmonic_bosons import HarmonicBosons
+    from solvers.pinn.flow import Flow
+
+    t = np.linspace(0.0, 1.0, 6)
+    hb = HarmonicBosons(d=3)  # inverted relative modes: Var(x_1) grows 4.7×
+    mean, sd = Flow(hb, 20_000, 100, np.random.default_rng(0)).moments(t)
+    np.testing.assert_allclose(sd**2, np.repeat(hb.exact_var(t)[:, None], 3, 1), rtol=0.04)
+    osc = Oscillator(d=2, p0=0.5)
+    mean, sd = Flow(osc, 20_000, 100, np.random.default_rng(1)).moments(t)
+    ex = osc.exact(t)
+    np.testing.assert_allclose(mean, ex.mean, atol=0.01)
+    np.testing.assert_allclose(sd**2, ex.var, rtol=0.04)
+
+
+def test_flow_focus_points_follow_the_packet_and_norm_weights_are_unbiased():
+    """Focus points at late times sit around the moved packet, not ψ0's cloud; the norm term's
+    weights 1/q integrate a density normalised on the box to 1."""
+    from solvers.pinn.collocation import Sampler
+
+    problem = Oscillator(d=2, p0=0.5)
+    s = Settings(focus=1.0 - 1e-9, focus_on="flow", focus_width=3.0)
+    gen = torch.Generator().manual_seed(0)
+    sampler = Sampler(problem, s, gen, torch.float64, "cpu", np.random.default_rng(0))
+    x, t = sampler.interior(20_000)
+    late = t > 0.9
+    want = problem.exact(np.array([0.95])).mean[0]
+    np.testing.assert_allclose(x[late].mean(0).numpy(), want, atol=0.02)
+    tn, xs, inv_q = sampler.norm_points(4, 20_000)
+    ex = problem.exact(tn.numpy())
+    mu, var = (torch.as_tensor(a)[:, None, :] for a in (ex.mean, ex.var))
+    rho = torch.exp(-0.5 * (xs - mu) ** 2 / var).prod(-1) / (2 * math.pi * var).sqrt().prod(-1)
+    mass = (rho * inv_q).mean(-1)
+    torch.testing.assert_close(mass, torch.ones(4, dtype=torch.float64), atol=0.03, rtol=0)
