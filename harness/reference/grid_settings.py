@@ -17,6 +17,12 @@ SPACING_REFINE, BOX_REFINE, STEP_REFINE, BOX_GROW = 0.8, 1.1, 0.5, 1.3
 #: initial spacing and step (see initial_settings); measured on bosons d = 2, 3: the step error
 #: in Var is ~4e-5 at dt = 0.05 (order 4), so dt = 0.016 for tol = 1e-6
 K_MARGIN, STEP_SCALE = 14.0, 0.125
+#: Nyquist over the wave number a coordinate reaches when the energy above V's floor is all
+#: kinetic and shared equally (exchangeable coordinates): 2.5 keeps bosons d ≤ 4 on the ψ0 rule
+#: (d = 4's 70 points an axis reach 2.6 of it) and resolves d = 5, whose repulsion turns 20
+#: times the zero-point energy into motion (ψ0's rule there leaves 0.2 of |ψ̂|² in the outer
+#: fifth of the Nyquist range at 60 points, 3.91 half-width)
+K_ENERGY = 2.5
 #: the tolerance by default, and on grids of RELAXED_AXES axes or more (a 4-axis grid certified
 #: to 1e-6 would need far more than the memory budget and hours of compute)
 TOL, RELAXED_TOL, RELAXED_AXES = 1e-6, 1e-5, 4
@@ -78,7 +84,10 @@ def initial_settings(problem: Problem, times: np.ndarray, reduced: bool, tol: fl
     Box: the problem's, widened by √(d/(d−1)) for the relative coordinates (exchangeable
     coordinates with a narrow centre of mass have Var(y_rel) ≈ d/(d−1) Var(x_i)).
     Spacing: π / (K_MARGIN · k_rms), with k_rms = √⟨p_i²⟩/ħ the rms wave number of ψ0,
-    ⟨p_i²⟩ = m²⟨u_i² + v_i²⟩ from Nelson's velocities (20 000 samples of ψ0: 20 000 × d numbers).
+    ⟨p_i²⟩ = m²⟨u_i² + v_i²⟩ from Nelson's velocities (20 000 samples of ψ0: 20 000 × d numbers);
+    for exchangeable coordinates in a static potential, also at most π / (K_ENERGY · k_E),
+    k_E = √(2m(E − V_low)/d)/ħ the wave number a coordinate reaches if the energy E above the
+    potential's floor V_low (the least of 0 and V on the samples) turns kinetic, shared equally.
     Step: STEP_SCALE · tol^{1/4} (the 4th-order error) times the kinetic time scale
     2mħ/⟨p_i²⟩ (4/ω for a trap's ground state), and never above the shortest gap between
     scored times, so that halving it halves the step actually taken."""
@@ -87,7 +96,13 @@ def initial_settings(problem: Problem, times: np.ndarray, reduced: bool, tol: fl
     p2 = float((problem.m**2 * (u**2 + v**2).mean(axis=0)).max())
     lo, hi = problem.box
     half = (hi - lo) / 2 * (math.sqrt(problem.d / (problem.d - 1)) if reduced else 1.0)
-    n = sfft.next_fast_len(math.ceil(2 * half * K_MARGIN * math.sqrt(p2) / (math.pi * problem.hbar)))
+    k_max = K_MARGIN * math.sqrt(p2) / problem.hbar
+    if not problem.time_dependent and problem.exchangeable():
+        potential = np.asarray(problem.potential(x, 0.0))
+        energy = float(problem.m / 2 * (u**2 + v**2).sum(axis=1).mean() + potential.mean())
+        floor = min(0.0, float(potential.min()))
+        k_max = max(k_max, K_ENERGY * math.sqrt(2 * problem.m * (energy - floor) / problem.d) / problem.hbar)
+    n = sfft.next_fast_len(math.ceil(2 * half * k_max / math.pi))
     gaps = np.diff(np.concatenate([[0.0], np.asarray(times, dtype=float)]))
     dt = STEP_SCALE * tol**0.25 * 2 * problem.m * problem.hbar / p2
     dt = float(min([problem.T, dt, *gaps[gaps > 0]]))
