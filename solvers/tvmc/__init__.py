@@ -22,6 +22,17 @@ Symmetry reductions: pair terms only where V couples coordinates (``pair="auto"`
 terms (b, odd Hermite orders) when V and ψ0 are even, since parity is conserved: such terms would
 carry nothing but Monte Carlo noise.
 
+Gaussian closure (``closure``, on by default): where V is a symmetric quadratic
+(α Σx² + β (Σx)² + γ Σx + δ: the oscillator, harmonic_bosons, bosons at g = 0) a Gaussian ψ0
+stays Gaussian, so the ansatz is the Gaussian alone, a Σx² + b Σx + w Σ_{i<j} r² with the pair
+sum taken as d Σx² − (Σx)² (O(d); w only where V couples coordinates or ψ0 has it), and the
+Hermite, pair-feature and Jastrow settings are unused. Its samples come from independence
+proposals out of the fitted Gaussian (``backend.IndependentGaussianRule``), one move a chain
+step (``sweep`` 0), where the random walk takes d moves of O(d²) each. This is what makes d = 100
+run: without it a step at d = 32 spends ~1 s sampling (d moves × 144 chain steps), and the
+pair features' generic Laplacian (n × d × d(d − 1)/2 × 5 complex numbers) ran out of 20 GB at
+d = 32 on harmonic_bosons. Elsewhere ``chunk_rule`` bounds that Laplacian's memory from d.
+
 Measured pitfalls this module avoids (issue 6): adaptive Runge–Kutta collapses under MC noise
 (fixed steps only); Metropolis chains get trapped between particle orderings when the pair
 repulsion builds walls, so every sample is randomly relabelled before per-coordinate statistics
@@ -47,7 +58,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.api import Context, Prediction, Problem, Solver, SolverDiverged, UserError
-from solvers.tvmc.structure import couples_coordinates, fit_initial, parity_even, proposal_factor
+from solvers.tvmc.structure import (ansatz_width, chunk_rule, couples_coordinates,
+                                    exchangeable_gaussian, fit_initial, parity_even,
+                                    proposal_factor, quadratic_potential)
 
 INTEGRATORS = ("euler", "heun", "rk4")
 PAIRS = ("auto", "gauss", "hermite", "none")
@@ -64,7 +77,7 @@ class Settings:
     n_chains: int = 64  #: Metropolis chains
     n_discard: int = 16  #: chain steps discarded before each batch of samples
     burn_in: int = 400  #: chain steps discarded before t = 0 (chains start at exact ψ0 samples)
-    sweep: int = 0  #: Metropolis proposals per recorded chain step (0: d)
+    sweep: int = 0  #: Metropolis proposals per recorded chain step (0: d; 1 under the closure)
     sigma: float = 0.0  #: fixed isotropic Gaussian proposal std (0: adaptive, see step_scale)
     step_scale: float = 2.4  #: adaptive proposal covariance: step_scale²/d × the samples' one
     diag_shift: float = 1e-6  #: diagonal shift added to the quantum geometric tensor S
@@ -77,7 +90,8 @@ class Settings:
     jastrow_width: int = 0  #: hidden width of the optional neural (flax) pair Jastrow (0: off)
     relabel: bool = True  #: randomly relabel coordinates of each sample before statistics
     max_drift: float = 0.25  #: diverged when |E(t) − E(0)| > max_drift × max(|E(0)|, ΔE(0))
-    chunk_size: int = 0  #: samples per batch in NetKet's expectation values (0: all at once)
+    chunk_size: int = 0  #: samples per batch in NetKet's expectation values (0: chunk_rule)
+    closure: bool = True  #: Gaussian closure where V is a symmetric quadratic (see the module)
 
     def __post_init__(self) -> None:
         ints = {"n_samples": (self.n_samples, 1), "n_predict": (self.n_predict, 0),
@@ -187,31 +201,40 @@ class TVMCSolver(Solver):
             raise UserError(f"tvmc: jax sees no {ctx.device} device ({exc})") from None
         rng = ctx.rng(0)
         fit, _ = fit_initial(problem, np.random.default_rng(12345))
+        coupled = couples_coordinates(problem, np.random.default_rng(7))
+        closure = s.closure and quadratic_potential(problem, np.random.default_rng(5))
         pair = s.pair
-        if pair == "auto":
-            coupled = couples_coordinates(problem, np.random.default_rng(7))
+        if closure:
+            pair = "quadratic" if d > 1 and (coupled or fit.c != 0) else "none"
+        elif pair == "auto":
             pair = "gauss" if coupled and not s.jastrow_width else "none"
+        pair = pair if d > 1 else "none"
+        n_hermite, jastrow_width = (0, 0) if closure else (s.n_hermite, s.jastrow_width)
         spread0 = fit.spread
         even = parity_even(problem, fit, np.random.default_rng(11))
         widths = tuple(np.geomspace(s.pair_min, s.pair_max, s.n_pair) * spread0) if s.n_pair else ()
         model = lib["Ansatz"](d=d, a0=fit.a, b0=fit.b, c0=fit.c, ell=math.sqrt(2) * spread0,
-                              n_hermite=s.n_hermite, pair=pair if d > 1 else "none",
-                              n_pair=s.n_pair, widths=widths, jastrow_width=s.jastrow_width,
-                              even=even)
-        holomorphic = s.jastrow_width == 0
+                              n_hermite=n_hermite, pair=pair, n_pair=s.n_pair, widths=widths,
+                              jastrow_width=jastrow_width, even=even)
+        chunk = s.chunk_size or chunk_rule(
+            d, ansatz_width(d, n_hermite, pair, s.n_pair, jastrow_width), s.n_samples)
+        holomorphic = jastrow_width == 0
 
         with jax.default_device(jax_device):
             t_compile = time.perf_counter()
             hilbert, ham = hamiltonian(problem)
 
+            x0 = problem.sample_initial(4096, rng)
+            rule = (lib["IndependentRule"](exchangeable_gaussian(x0)) if closure
+                    else lib["Rule"](proposal_factor(x0, s)))
             sampler = nk.sampler.MetropolisSampler(
-                hilbert, lib["Rule"](proposal_factor(problem.sample_initial(4096, rng), s)),
-                n_chains=s.n_chains, sweep_size=s.sweep or d, dtype=jnp.float64)
+                hilbert, rule, n_chains=s.n_chains, sweep_size=s.sweep or (1 if closure else d),
+                dtype=jnp.float64)
             key = jax.random.PRNGKey(ctx.seed)
             k_param, k_sampler = jax.random.split(key)
             vstate = nk.vqs.MCState(sampler, model, n_samples=s.n_samples,
                                     n_discard_per_chain=s.n_discard, seed=k_param,
-                                    sampler_seed=k_sampler, chunk_size=s.chunk_size or None)
+                                    sampler_seed=k_sampler, chunk_size=chunk)
             n_params = int(vstate.n_parameters)
             # Chains start at exact samples of |ψ0|², then burn in.
             start = jnp.asarray(problem.sample_initial(s.n_chains, rng), dtype=jnp.float64)
@@ -246,7 +269,7 @@ class TVMCSolver(Solver):
 
             E_scale = max(abs(E0), math.sqrt(max(float(np.real(e0.variance)), 0.0)), 1e-300)
             record = Recorder(problem, times, s, vstate, ham, rng, d, n_predict, ctx, E0,
-                               E_scale)
+                              E_scale, closure)
             t_fit = time.perf_counter()
             if times[0] == 0:
                 record.collect(0.0, E0, E0_err)
@@ -265,7 +288,9 @@ class TVMCSolver(Solver):
         accepted = [a for a in record.acceptance if a is not None]
         diagnostics = {
             "n_params": n_params,
-            "pair_terms": pair if d > 1 else "none",
+            "pair_terms": pair,
+            "gaussian_closure": closure,
+            "chunk_size": chunk,
             "holomorphic": holomorphic,
             "parity_even": even,
             "import_s": import_s,

@@ -48,7 +48,7 @@ def netket_lib():
         c0: complex
         ell: float  # Hermite length scale
         n_hermite: int
-        pair: str  # "gauss", "hermite" or "none"
+        pair: str  # "gauss", "hermite", "quadratic" (the r² term alone, O(d)) or "none"
         n_pair: int
         widths: tuple  # Gaussian pair widths
         jastrow_width: int
@@ -67,7 +67,10 @@ def netket_lib():
                 c = self.param("hermite", czeros, (len(orders),))
                 h = hermite_functions(x / self.ell, self.n_hermite)[..., np.asarray(orders)]
                 out = out + jnp.sum(h @ c, -1)
-            if self.d > 1:
+            if self.d > 1 and self.pair == "quadratic":  # Σ_{i<j} r² = d Σx² − (Σx)², O(d)
+                w0 = self.param("pair_r2", const(self.c0))
+                out = out + w0 * (self.d * jnp.sum(x**2, -1) - jnp.sum(x, -1) ** 2)
+            elif self.d > 1:
                 iu = np.triu_indices(self.d, 1)
                 r2 = (x[..., iu[0]] - x[..., iu[1]]) ** 2  # (..., P)
                 if self.pair == "gauss":
@@ -121,7 +124,38 @@ def netket_lib():
             z = jax.random.normal(key, shape=r.shape, dtype=r.dtype)
             return r + (z @ state.rule_state.T).astype(r.dtype), None
 
-    return dict(jax=jax, jnp=jnp, nk=nk, nkx=nkx, Ansatz=Ansatz, Rule=AdaptiveGaussianRule)
+    class IndependentGaussianRule(nk.sampler.rules.MetropolisRule):
+        """Independence proposals from N(μ1, αI + β11ᵀ) (the state (μ, α, β) of
+        ``structure.exchangeable_gaussian``, refitted at every collection), with the
+        Metropolis–Hastings correction log N(x) − log N(x'). Under the Gaussian closure |ψ|² is
+        that Gaussian up to the fit and the motion since it: acceptance near 1 and nearly
+        independent samples from one move of O(d) cost, where a random walk needs O(d) moves."""
+
+        state0: Any
+
+        def __init__(self, state0):
+            self.state0 = np.asarray(state0, dtype=np.float64)
+
+        def init_state(self, sampler, machine, params, key):
+            return jnp.asarray(self.state0, dtype=jnp.float64)
+
+        def transition(self, sampler, machine, parameters, state, key, r):
+            mu, alpha, beta = state.rule_state
+            d = r.shape[-1]
+            root = jnp.sqrt(alpha)
+            gamma = (jnp.sqrt(alpha + beta * d) - root) / d  # (root I + γ11ᵀ)² = αI + β11ᵀ
+            z = jax.random.normal(key, shape=r.shape, dtype=r.dtype)
+            new = mu + root * z + gamma * jnp.sum(z, -1, keepdims=True)
+
+            def log_q(y):  # log N up to a constant: Σ⁻¹ = (I − β/(α + βd) 11ᵀ)/α
+                y = y - mu
+                return -0.5 * (jnp.sum(y**2, -1)
+                               - beta / (alpha + beta * d) * jnp.sum(y, -1) ** 2) / alpha
+
+            return new.astype(r.dtype), log_q(r) - log_q(new)
+
+    return dict(jax=jax, jnp=jnp, nk=nk, nkx=nkx, Ansatz=Ansatz, Rule=AdaptiveGaussianRule,
+                IndependentRule=IndependentGaussianRule)
 
 
 @functools.lru_cache(maxsize=16)

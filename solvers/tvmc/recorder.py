@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from harness.observables import SampleStatistics, relabel
-from solvers.tvmc.structure import chain_stats, proposal_factor
+from solvers.tvmc.structure import chain_stats, exchangeable_gaussian, proposal_factor
 
 
 class Diverged(Exception):
@@ -19,11 +19,13 @@ class Diverged(Exception):
 class Recorder:
     """Collects statistics and diagnostics at the scored times; checks the energy every step."""
 
-    def __init__(self, problem, times, settings, vstate, ham, rng, d, n_predict, ctx, E0, E_scale):
+    def __init__(self, problem, times, settings, vstate, ham, rng, d, n_predict, ctx, E0, E_scale,
+                 closure):
         self.problem, self.times, self.s, self.vstate = problem, times, settings, vstate
         self.rng, self.d, self.n_predict, self.ctx, self.E0 = rng, d, n_predict, ctx, E0
         self.E_scale = E_scale  # |E(0)|, or the energy spread ΔE where E(0) is near zero
         self.ham = ham
+        self.closure = closure  # independence proposals (mu, alpha, beta), else a factor L
         self.stats = SampleStatistics(len(times), d, problem.marginal_edges())
         self.mean_err, self.var_err = [], []
         self.energy, self.energy_err, self.acceptance, self.sigmas = [], [], [], []
@@ -59,7 +61,10 @@ class Recorder:
             x = relabel(x, self.rng)
         acc = vs.sampler_state.acceptance
         mean, var, mean_err, var_err = chain_stats(x)
-        if not self.s.sigma:  # the proposal follows the packet's covariance
+        if self.closure:  # the proposal is the Gaussian fitted to these samples
+            state = jnp_asarray(exchangeable_gaussian(x.reshape(-1, self.d)))
+            vs.sampler_state = vs.sampler_state.replace(rule_state=state)
+        elif not self.s.sigma:  # the proposal follows the packet's covariance
             scale = jnp_asarray(proposal_factor(x.reshape(-1, self.d), self.s))
             vs.sampler_state = vs.sampler_state.replace(rule_state=scale)
         if np.isclose(t, self.pending[0] if self.pending else np.nan, rtol=0, atol=1e-9):
@@ -70,8 +75,9 @@ class Recorder:
             self.energy.append(energy)
             self.energy_err.append(err)
             self.acceptance.append(None if acc is None else float(acc))
-            factor = np.asarray(vs.sampler_state.rule_state)
-            self.sigmas.append(float(np.sqrt(np.trace(factor @ factor.T) / self.d)))
+            rule = np.asarray(vs.sampler_state.rule_state)
+            self.sigmas.append(float(np.sqrt(rule[1] + rule[2])) if self.closure  # √Σ_ii
+                               else float(np.sqrt(np.trace(rule @ rule.T) / self.d)))
         self.predict_s += time.perf_counter() - t0
 
     def callback(self, nk, driver, stops):
