@@ -236,6 +236,18 @@ def test_bosons_d6_is_refused_with_its_memory_and_time() -> None:
     assert time.perf_counter() - start < 5
 
 
+def test_bosons_d5_plan_and_its_refusal_under_8_gb() -> None:
+    """d = 5's first grid comes from the energy its repulsion can turn kinetic (ψ0's own
+    spectrum would give 80 points an axis); it runs complex64 to 1e-5, and its check run needs
+    more than the default 8 GB: refused at once, saying how much memory and time it needs."""
+    problem, times = Bosons(d=5), np.linspace(0, 1, 101)
+    start = initial_settings(problem, times, reduced=True, tol=1e-5)
+    assert (start.n, start.precision, start.dt) == (88, "complex64", pytest.approx(0.01))
+    assert start.refined().n == 121
+    with pytest.raises(GridTooLarge, match=r"bosons d=5: its grid of 121\^4 points needs 8.57 GB and about 1.07 h"):
+        compute_reference(problem, times)
+
+
 def test_a_corrupt_cache_entry_is_recomputed_and_overwritten(tmp_path) -> None:
     problem = Bosons(d=2)
     times = np.linspace(0, 1, 6)
