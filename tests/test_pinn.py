@@ -166,6 +166,13 @@ def test_residual_vanishes_on_exact_packet(d, form):
     wrong = Ansatz(problem, ExactNet(scale=1.05), hard_ic=False, hard_bc=False, amplitude=1.0,
                    form=form)
     assert float(wrong.residual(x, t, dirs, 1.0).abs().max()) > 1e-2
+    if form == "log":  # the relative residual (÷ ψ) agrees with the plain one divided by ψ
+        rel = ansatz.residual(x, t, dirs, 1.0, relative=True)
+        assert float(rel.abs().max()) < 1e-9
+        plain = torch.complex(*wrong.residual(x, t, dirs, 1.0).unbind(-1))
+        psi = torch.complex(*wrong.psi(x, t).unbind(-1))
+        torch.testing.assert_close(torch.view_as_complex(
+            wrong.residual(x, t, dirs, 1.0, relative=True).contiguous()), plain / psi)
 
 
 def test_hutchinson_laplacian_is_unbiased():
@@ -190,7 +197,8 @@ def test_hutchinson_laplacian_is_unbiased():
                                  dict(focus=1.0), dict(dtype="float16"), dict(collocation="sobol"),
                                  dict(predict="mcmc"), dict(probes=-1), dict(w_residual=0.0),
                                  dict(pool=10, n_colloc=100), dict(grid_points=3),
-                                 dict(depth=1.5)])
+                                 dict(depth=1.5), dict(focus_on="density"),
+                                 dict(flow_jitter=0.0), dict(residual="relative")])
 def test_bad_settings_are_refused_in_one_line(bad):
     with pytest.raises(UserError) as info:
         Settings(**bad)

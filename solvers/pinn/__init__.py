@@ -59,6 +59,7 @@ class Settings:
     n_ic: int = 1000  #: initial-condition points per epoch (without hard_ic)
     n_bc: int = 300  #: box-edge points per epoch (without hard_bc)
     w_residual: float = 1.0  #: weight of the TDSE residual term
+    residual: str = "plain"  #: "plain": in units of |ψ0|'s peak; "relative" (log ansatz): ÷ ψ
     w_initial: float = 10.0  #: weight of the initial-condition term
     w_boundary: float = 1.0  #: weight of the box-edge decay term
     curriculum: float = 0.0  #: over this fraction of epochs the time horizon grows from T/10 to T
@@ -103,13 +104,16 @@ class Settings:
             raise UserError(f"pinn: focus must be in [0, 1), got {self.focus!r}")
         if self.w_residual == 0:
             raise UserError("pinn: w_residual = 0 would train without the Schrödinger equation")
+        if self.residual == "relative" and self.ansatz != "log":
+            raise UserError("pinn: residual=relative divides by ψ, which only the log ansatz "
+                            "keeps away from zero")
         if self.pool and self.pool < self.n_colloc:
             raise UserError(f"pinn: pool={self.pool} is smaller than n_colloc={self.n_colloc}")
         if 0 < self.grid_points < 8:
             raise UserError(f"pinn: grid_points must be 0 (auto) or >= 8, got {self.grid_points}")
         choices = {"dtype": ("float32", "float64"), "collocation": ("uniform", "lhs"),
                    "predict": ("auto", "grid", "is"), "ansatz": ("additive", "log"),
-                   "focus_on": ("initial", "flow")}
+                   "focus_on": ("initial", "flow"), "residual": ("plain", "relative")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise UserError(f"pinn: {key} must be one of {', '.join(allowed)}, "

@@ -86,8 +86,10 @@ class Ansatz:
         return out
 
     # -- derivatives ----------------------------------------------------------------------------
-    def derivatives(self, x: torch.Tensor, t: torch.Tensor, dirs: torch.Tensor):
-        """ψ, ∂tψ and Σ_k ∂²_{v_k} ψ (each (N, 2)) for spatial directions ``dirs`` (K, N or 1, d).
+    def derivatives(self, x: torch.Tensor, t: torch.Tensor, dirs: torch.Tensor,
+                    relative: bool = False):
+        """ψ, ∂tψ and Σ_k ∂²_{v_k} ψ (each (N, 2)) for spatial directions ``dirs`` (K, N or 1, d);
+        ``relative`` (log form only): each divided by ψ instead, as complex (N,) tensors.
 
         The network's derivatives come from its jet (forward mode, in physical units); ψ0's and
         the envelope's from nested jvp (they have no parameters, so no graph is kept)."""
@@ -107,7 +109,7 @@ class Ansatz:
             N_v = B * N_v + B_v * N
             N, N_t = B * N, B * N_t
         if self.form == "log":
-            return self._log_derivatives(x, t, dirs, N, N_t, N_v, N_vv)
+            return self._log_derivatives(x, t, dirs, N, N_t, N_v, N_vv, relative)
         lap = N_vv.sum(0)
         if self.hard_ic:
             tau = (t / self.T)[:, None]
@@ -120,8 +122,9 @@ class Ansatz:
             psi, psi_t = N, N_t
         return psi, psi_t, lap
 
-    def _log_derivatives(self, x, t, dirs, N, N_t, N_v, N_vv):
-        """φ = [log ψ0] + τN: ψ = e^φ, ∂tψ = ψ ∂tφ, ∂²_v ψ = ψ (∂²_v φ + (∂_v φ)²) (complex)."""
+    def _log_derivatives(self, x, t, dirs, N, N_t, N_v, N_vv, relative=False):
+        """φ = [log ψ0] + τN: ψ = e^φ, ∂tψ = ψ ∂tφ, ∂²_v ψ = ψ (∂²_v φ + (∂_v φ)²) (complex);
+        ``relative``: (1, ∂tφ, Σ_v ∂²_v φ + (∂_v φ)²), never forming e^φ (which underflows)."""
         c = lambda p: torch.complex(p[..., 0], p[..., 1])  # noqa: E731
         phi, phi_t, phi_v, phi_vv = c(N), c(N_t), c(N_v), c(N_vv)
         if self.hard_ic:
@@ -130,6 +133,8 @@ class Ansatz:
                 l0, l0_v, l0_vv = _directional(self.log_psi0, x, dirs)
             phi_t = phi / self.T + tau * phi_t
             phi, phi_v, phi_vv = c(l0) + tau * phi, c(l0_v) + tau * phi_v, c(l0_vv) + tau * phi_vv
+        if relative:
+            return torch.ones_like(phi), phi_t, (phi_vv + phi_v * phi_v).sum(0)
         psi = torch.exp(phi)
         lap = psi * (phi_vv + phi_v * phi_v).sum(0)
         pair = lambda z: torch.stack([z.real, z.imag], dim=-1)  # noqa: E731
@@ -149,9 +154,16 @@ class Ansatz:
             out[at] = self.problem.potential(x[at], level)
         return out
 
-    def residual(self, x: torch.Tensor, t: torch.Tensor, dirs: torch.Tensor, lap_scale: float):
-        """(iħ∂tψ + (ħ²/2m)Δψ − Vψ) / (ħ |ψ0|max) as (N, 2), Δψ = lap_scale · Σ_k ∂²_{v_k}ψ."""
+    def residual(self, x: torch.Tensor, t: torch.Tensor, dirs: torch.Tensor, lap_scale: float,
+                 relative: bool = False):
+        """(iħ∂tψ + (ħ²/2m)Δψ − Vψ) / (ħ |ψ0|max) as (N, 2), Δψ = lap_scale · Σ_k ∂²_{v_k}ψ;
+        ``relative`` (log form): divided by ħψ instead, i∂t log ψ + (ħ/2m)Δψ/ψ − V/ħ, which a
+        ψ decaying in time does not lower (the plain residual scales with |ψ|)."""
         p = self.problem
+        if relative:
+            _, phi_t, lap = self.derivatives(x, t, dirs, relative=True)
+            r = 1j * phi_t + (p.hbar / (2 * p.m) * lap_scale) * lap - self.potential(x, t) / p.hbar
+            return torch.stack([r.real, r.imag], dim=-1)
         psi, psi_t, lap = self.derivatives(x, t, dirs)
         V = self.potential(x, t)[:, None] / p.hbar
         kin = (p.hbar / (2 * p.m) * lap_scale) * lap

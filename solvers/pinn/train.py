@@ -72,7 +72,7 @@ class Trainer:
     def loss(self, pts) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         (x, t), x0, xb, xn, dirs = pts
         s, a = self.s, self.ansatz
-        r = a.residual(x, t, dirs, self.lap_scale)
+        r = a.residual(x, t, dirs, self.lap_scale, s.residual == "relative")
         r2 = (r * r).sum(-1)
         if s.causal > 0:
             # causal weights (Wang et al. 2022): a time slab counts once the earlier ones fit
