@@ -84,7 +84,7 @@ class Geometry:
         marg = np.empty((self.problem.d, edges.size - 1))
         deposited = {}
         for i, (group, shifts, kernel) in enumerate(self._marg):
-            if group not in deposited:  # coordinates differing only in the first axis's sign share it
+            if group not in deposited:  # shared by coordinates differing only in the first axis's sign
                 summed, deposit = self._slab_deposits[group]
                 sub = mass.sum(axis=summed) if summed else mass
                 deposited[group] = np.column_stack([deposit @ slab for slab in sub.reshape(sub.shape[0], -1)])
@@ -120,7 +120,7 @@ class Geometry:
         u = (s.ravel() - s.min()) / h
         j = u.astype(np.int32)
         frac = u - j
-        group = (summed, tuple(np.round(w_slab, 12)))
+        group = (summed, float(f"{h:.12e}"), tuple(np.round(w_slab, 12)))  # what the deposit depends on
         if group not in self._slab_deposits:
             data = np.column_stack([1 - frac, frac]).ravel()
             rows = np.column_stack([j, j + 1]).ravel()
