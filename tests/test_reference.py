@@ -160,12 +160,16 @@ def test_com_reduction_matches_full_grid(d: int) -> None:
     assert gap["var"] <= 1e-6 and gap["mean"] <= 1e-7 and gap["density_l1"] <= 1e-5
 
 
-def test_reduced_initial_state_is_exact() -> None:
-    """At t = 0 the reduced path reconstructs the exact Gaussian marginals of the bosons."""
-    problem = Bosons(d=3)
-    run = run_grid(problem, np.array([0.0]), initial_settings(problem, np.array([0.0]), reduced=True))
+@pytest.mark.parametrize("d", [3, 5])
+def test_reduced_initial_state_is_exact(d: int) -> None:
+    """At t = 0 the reduced path reconstructs the exact Gaussian marginals of the bosons (at
+    d = 5 x_1, x_2 depend on all four relative axes, x_3 on three: every deposit path)."""
+    problem = Bosons(d=d)
+    settings = (initial_settings(problem, np.array([0.0]), reduced=True) if d == 3
+                else GridSettings(half=3.0, n=40, dt=0.01, reduced=True))
+    run = run_grid(problem, np.array([0.0]), settings)
     edges = problem.marginal_edges()
-    exact = gaussian_bins(np.zeros((1, 3)), np.full((1, 3), problem.sigma0**2), edges)
+    exact = gaussian_bins(np.zeros((1, d)), np.full((1, d), problem.sigma0**2), edges)
     assert np.abs(run.prediction.var - problem.sigma0**2).max() < 1e-12
     assert l1(run.prediction.marginals, exact, edges).max() < 5e-6
 
