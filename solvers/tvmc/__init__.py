@@ -78,11 +78,11 @@ class Settings:
     n_discard: int = 16  #: chain steps discarded before each batch of samples
     burn_in: int = 400  #: chain steps discarded before t = 0 (chains start at exact ψ0 samples)
     sweep: int = 0  #: Metropolis proposals per recorded chain step (0: d; 1 under the closure)
-    sigma: float = 0.0  #: fixed isotropic Gaussian proposal std (0: adaptive, see step_scale)
+    sigma: float = 0.0  #: fixed isotropic proposal std (0: adaptive; unused under the closure)
     step_scale: float = 2.4  #: adaptive proposal covariance: step_scale²/d × the samples' one
     diag_shift: float = 1e-6  #: diagonal shift added to the quantum geometric tensor S
     rcond: float = 1e-8  #: smoothed pseudo-inverse cut-off, relative to S's largest eigenvalue
-    n_hermite: int = 4  #: highest one-body Hermite order (orders 3..n_hermite; < 3: none)
+    n_hermite: int = 4  #: highest one-body Hermite order (3..n_hermite; < 3 or closure: none)
     pair: str = "auto"  #: "gauss", "hermite" (paper), "none"; "auto": gauss where V couples axes
     n_pair: int = 4  #: Gaussian pair features (pair="gauss") or Hermite table size (pair="hermite")
     pair_min: float = 0.5  #: narrowest Gaussian pair feature, in units of the initial spread
