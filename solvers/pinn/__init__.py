@@ -59,6 +59,7 @@ class Settings:
     n_ic: int = 1000  #: initial-condition points per epoch (without hard_ic)
     n_bc: int = 300  #: box-edge points per epoch (without hard_bc)
     w_residual: float = 1.0  #: weight of the TDSE residual term
+    backbone: bool = False  #: log ansatz, hard_ic: add the classical flow's Gaussian packet
     residual: str = "plain"  #: "plain": in units of |ψ0|'s peak; "relative" (log ansatz): ÷ ψ
     w_initial: float = 10.0  #: weight of the initial-condition term
     w_boundary: float = 1.0  #: weight of the box-edge decay term
@@ -104,6 +105,8 @@ class Settings:
             raise UserError(f"pinn: focus must be in [0, 1), got {self.focus!r}")
         if self.w_residual == 0:
             raise UserError("pinn: w_residual = 0 would train without the Schrödinger equation")
+        if self.backbone and not (self.ansatz == "log" and self.hard_ic):
+            raise UserError("pinn: backbone=true needs ansatz=log and hard_ic=true")
         if self.residual == "relative" and self.ansatz != "log":
             raise UserError("pinn: residual=relative divides by ψ, which only the log ansatz "
                             "keeps away from zero")

@@ -50,6 +50,7 @@ class Ansatz:
         self.scale = amplitude  # residuals are measured in units of |ψ0|'s peak
         self.vector_time: bool | None = None  # does potential(x, t) take t per point?
         self.d = problem.d
+        self.backbone = None  # a Backbone (log form, hard_ic): φ gains log G(t) − log G(0)
 
     # -- pieces -------------------------------------------------------------------------------
     def inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,9 @@ class Ansatz:
         if self.form == "log":
             if self.hard_ic:
                 out = self.log_psi0(x) + (t / self.T)[:, None] * out
+                if self.backbone is not None:
+                    g = self.backbone.terms(x, t)[0] - self.backbone.terms(x, 0 * t)[0]
+                    out = out + torch.stack([g.real, g.imag], dim=-1)
             r = torch.exp(out[:, 0])
             return torch.stack([r * torch.cos(out[:, 1]), r * torch.sin(out[:, 1])], dim=-1)
         if self.hard_ic:
@@ -133,6 +137,11 @@ class Ansatz:
                 l0, l0_v, l0_vv = _directional(self.log_psi0, x, dirs)
             phi_t = phi / self.T + tau * phi_t
             phi, phi_v, phi_vv = c(l0) + tau * phi, c(l0_v) + tau * phi_v, c(l0_vv) + tau * phi_vv
+            if self.backbone is not None:
+                g, g_t, g_v, g_vv = self.backbone.terms(x, t, dirs)
+                g0, _, g0_v, g0_vv = self.backbone.terms(x, 0 * t, dirs)
+                phi, phi_t = phi + (g - g0), phi_t + g_t
+                phi_v, phi_vv = phi_v + (g_v - g0_v), phi_vv + (g_vv - g0_vv)
         if relative:
             return torch.ones_like(phi), phi_t, (phi_vv + phi_v * phi_v).sum(0)
         psi = torch.exp(phi)

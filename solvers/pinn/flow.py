@@ -20,17 +20,33 @@ class Flow:
         spread = np.sqrt(np.mean(np.asarray(problem.u0(x), dtype=float) ** 2, axis=0))
         v = np.asarray(problem.v0(x), dtype=float) + spread * rng.standard_normal(x.shape)
         acc = -np.asarray(problem.grad_potential(x, 0.0), dtype=float) / m
-        path = [x]
+        path, vel = [x], [v]
         for k in range(steps):
             v = v + 0.5 * dt * acc
             x = x + dt * v
             acc = -np.asarray(problem.grad_potential(x, (k + 1) * dt), dtype=float) / m
             v = v + 0.5 * dt * acc
             path.append(x)
-        self.path = np.stack(path)
+            vel.append(v)
+        self.path, self.m = np.stack(path), m
+        self.vel = np.stack(vel)
         self.T, self.steps = problem.T, steps
         self.mean = self.path.mean(1)
         self.sd = self.path.std(1)
+
+    def gaussian(self) -> dict[str, np.ndarray]:
+        """The Gaussian wave packet with the cloud's moments at each step: mean ``mu`` (S, d),
+        mean momentum ``p`` (S, d), covariance ``cov`` (S, d, d) and phase curvature ``B``
+        (S, d, d), B = Σ⁻¹ Cov(x, p) symmetrised (a Gaussian ψ with phase p·y + ½yᵀBy, y = x − μ,
+        has exactly that x–p covariance)."""
+        y = self.path - self.mean[:, None]
+        p = self.m * self.vel
+        q = p - p.mean(1, keepdims=True)
+        n = y.shape[1]
+        cov = np.einsum("sni,snj->sij", y, y) / n
+        cxp = np.einsum("sni,snj->sij", y, q) / n
+        B = np.linalg.solve(cov, cxp)
+        return {"mu": self.mean, "p": p.mean(1), "cov": cov, "B": 0.5 * (B + B.transpose(0, 2, 1))}
 
     def level(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For times ``t``: the step below each and the fraction of the way to the next."""

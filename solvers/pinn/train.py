@@ -9,7 +9,9 @@ import torch
 
 from harness.api import Context, Prediction, Problem
 from solvers.pinn.ansatz import Ansatz, broadcasts_in_time
-from solvers.pinn.collocation import Sampler, directions
+from solvers.pinn.backbone import Backbone
+from solvers.pinn.collocation import FLOW_PATHS, FLOW_STEPS, Sampler, directions
+from solvers.pinn.flow import Flow
 from solvers.pinn.net import PsiNet
 from solvers.pinn.predict import predict
 from solvers.training import Budget, TrainingLoop, for_matmul
@@ -43,6 +45,9 @@ class Trainer:
                              settings.ansatz)
         self.gen = torch.Generator(device=self.device).manual_seed(ctx.seed + 1)
         self.sampler = Sampler(problem, settings, self.gen, self.dtype, self.device, rng)
+        if settings.backbone:
+            flow = self.sampler.flow or Flow(problem, FLOW_PATHS, FLOW_STEPS, rng)
+            self.ansatz.backbone = Backbone(flow, problem.hbar, self.dtype, self.device)
         probe_x, probe_t = self.sampler.interior(4)
         self.ansatz.vector_time = broadcasts_in_time(problem, probe_x, probe_t)
         self.sampler.discrete_time = not self.ansatz.vector_time
