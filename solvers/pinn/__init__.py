@@ -10,10 +10,17 @@ Two additions beyond the classic loss make the quick preset learn the interactin
 term (∫|ψ(·,t)|² = 1; the residual scales with |ψ|, so without it the network lowers the loss by
 letting ψ decay) and a time curriculum (the collocation horizon grows from T/10 to T).
 
+Where the state goes is estimated cheaply by the classical flow of ψ0's samples (``flow``;
+truncated Wigner, exact for a Gaussian ψ0 in a quadratic potential). It serves three options:
+collocation and norm points that follow the state (``focus_on="flow"``), a Gaussian backbone in
+the log ansatz (``backbone``), and the refusal rule (``supports``: d ≤ 2, and only where static's
+variance error, as the flow predicts it, is at least MARGIN times the PINN's measured one, so
+that no `ok` row is no better than static).
+
 Modules: ``net`` (the network and its forward-mode jet: exact Laplacian for small d, Hutchinson
-probes for large d), ``ansatz`` (ψ on the network, its derivatives, the residual),
-``collocation`` (the loss points), ``train`` (the loss and its optimisation) and ``predict``
-(|ψ|² on a grid or importance-sampled).
+probes for large d), ``ansatz`` (ψ on the network, its derivatives, the residual), ``flow`` and
+``backbone`` (the classical flow and its Gaussian packet), ``collocation`` (the loss points),
+``train`` (the loss and its optimisation) and ``predict`` (|ψ|² on a grid or importance-sampled).
 """
 
 from __future__ import annotations
