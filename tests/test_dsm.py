@@ -105,18 +105,6 @@ def test_jet_matches_finite_differences():
     torch.testing.assert_close(grad_div, fd_gdiv, rtol=1e-4, atol=1e-5)
 
 
-def test_hutchinson_is_unbiased():
-    """The averaged Hutchinson estimate of ∇(div NN) converges to the exact one."""
-    d = 4
-    net = tiny_net(d)
-    x = torch.randn(6, d, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    t = torch.rand(6, 1, dtype=torch.float64)
-    exact = net.jet(x, t)[3]
-    z = torch.randint(0, 2, (6, 20000, d), generator=torch.Generator().manual_seed(6)) * 2.0 - 1
-    estimate = net.jet(x, t, z.double())[3]
-    assert (estimate - exact).abs().max() < 0.05 * exact.abs().max()
-
-
 def test_parameter_gradient_matches_func_engine():
     """The loss gradient through the fused sweep equals the one through torch.func."""
     problem = Bosons(d=2)
@@ -267,7 +255,7 @@ def test_compiled_sampler_matches_eager():
 @pytest.mark.parametrize("bad", [dict(N=0), dict(width=0), dict(lr=-1e-3), dict(batch=0),
                                  dict(M=20, N=10), dict(epochs=0), dict(depth=0),
                                  dict(activation="relu"), dict(engine="jax"), dict(lr=float("nan")),
-                                 dict(probes=-1), dict(lr_final=0.0), dict(time_weights="exp"),
+                                 dict(probes=-2), dict(lr_final=0.0), dict(time_weights="exp"),
                                  dict(ema=1.0), dict(ema=-0.1)])
 def test_settings_refuse_nonsense(bad):
     with pytest.raises(UserError) as err:

@@ -7,12 +7,20 @@ the diffusion. Modules: ``nets`` (the two networks and their derivatives), ``los
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from harness.api import Context, Prediction, Problem, Solver, UserError
 from solvers.dsm.nets import ACTIVATIONS
+
+#: ``probes`` = 0 ("auto") computes ∇(div ·) exactly up to this d, with PROBES_AUTO probes above:
+#: the exact jet pushes 2d + 1 directions through each layer, the probe jet 2K + 4 (K = 2: 8
+#: against 17 at d = 8), and the exact one has no estimator noise
+D_AUTO = 8
+#: Rademacher probes per point past D_AUTO
+PROBES_AUTO = 2
 
 
 @dataclass
@@ -33,7 +41,9 @@ class Settings:
     time_limit: float | None = None  #: stop training after this many seconds (lr decays by
     #: the larger of epoch and time progress; runs it cuts short are not bit-reproducible)
     time_weights: str = "paper"  #: "paper": √(e^{2(T−t)}−1), √(e^{T−t}−1) on R_u, R_v; "none"
-    probes: int = 0  #: 0: exact ∇(div ·); K > 0: Hutchinson with K Rademacher probes
+    probes: int = 0  #: ∇(div ·): −1 exact (O(d²) a point); K > 0: Hutchinson's estimator with K
+    #: Rademacher probes, every term then O(d) a point (no d × d Jacobian); 0: auto, exact at
+    #: d ≤ D_AUTO, PROBES_AUTO probes above (``probes_for``)
     engine: str = "adjoint"  #: derivatives: "adjoint" (fused, fast) or "func" (torch.func)
     chunk: int = 0  #: loss points per backward chunk (memory bound); 0: chosen from d, width
     compile: bool = False  #: torch.compile the loss and the path step (~30 s once; inductor
@@ -65,7 +75,7 @@ class Settings:
             raise UserError(f"dsm: lr must be a positive number, got {self.lr!r}")
         if self.lr_final is not None and not (self.lr_final > 0 and np.isfinite(self.lr_final)):
             raise UserError(f"dsm: lr_final must be a positive number or None, got {self.lr_final!r}")
-        if self.probes < 0 or self.chunk < 0 or self.threads < 0 or self.predict_N < 0:
+        if self.probes < -1 or self.chunk < 0 or self.threads < 0 or self.predict_N < 0:
             raise UserError(f"dsm: probes, chunk, threads and predict_N must be >= 0, got "
                             f"{self.probes}, {self.chunk}, {self.threads}, {self.predict_N}")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -81,8 +91,28 @@ class Settings:
             if getattr(self, key) not in allowed:
                 raise UserError(f"dsm: {key} must be one of {', '.join(allowed)}, "
                                 f"got {getattr(self, key)!r}")
-        if self.engine == "func" and self.probes:
-            raise UserError("dsm: the func engine computes ∇(div ·) exactly; use probes=0")
+        if self.engine == "func" and self.probes > 0:
+            raise UserError("dsm: the func engine computes ∇(div ·) exactly; use probes=-1 or 0")
+
+    def for_dimension(self, d: int) -> "Settings":
+        """The settings a run at dimension d uses. Up to d = 100 these settings as given; past
+        it the prediction's paths shrink as (100 + width)/(d + width), the cost of a path
+        (its products are O((d + width)·width)), so that the prediction's time stays that of
+        d = 100, and at any d at most 10⁶/d paths are simulated at once (their recorded states,
+        times × paths × d floats, stay under ~400 MB)."""
+        shrink = min(1.0, (100 + self.width) / (d + self.width))
+        return dataclasses.replace(
+            self, n_predict=max(1000, int(self.n_predict * shrink)),
+            checkpoint_samples=max(200, int(self.checkpoint_samples * shrink)),
+            predict_batch=min(self.predict_batch, max(256, 10**6 // d)))
+
+    def probes_for(self, d: int) -> int:
+        """Probes per point at dimension d (0: exact ∇(div ·)): ``probes`` resolved."""
+        if self.probes == -1 or self.engine == "func":
+            return 0
+        if self.probes == 0:
+            return 0 if d <= D_AUTO else PROBES_AUTO
+        return self.probes
 
 
 class DSMSolver(Solver):
@@ -119,7 +149,7 @@ class DSMSolver(Solver):
               ctx: Context) -> Prediction:
         from solvers.dsm.train import train
 
-        return train(problem, np.asarray(times, dtype=float), settings, ctx)
+        return train(problem, np.asarray(times, dtype=float), settings.for_dimension(problem.d), ctx)
 
 
 __all__ = ["DSMSolver", "Settings"]

@@ -20,8 +20,12 @@ thin product with W0, so no t tangent is pushed through the network. That costs 
 products per layer (value, d tangents, d adjoints) instead of the 2 + d + d(d+1)/2 of a
 forward-mode second-order jet (or the d² + 2d + 1 of nested ``jacfwd``); the O(d²) part is
 elementwise.
-With ``probes`` = K > 0 the sum over i is replaced by Hutchinson's estimator with K Rademacher
-cotangents z (E[z zᵀ] = I), so the reverse part costs K sweeps instead of d (for large d).
+That is O(d²) a point (d directions, a d × d Jacobian). ``probe_forward``/``probe_reverse`` are
+the O(d) jet for large d: forward tangents in t and along K Rademacher probes z, reverse sweeps
+for the K probes and for the cotangents of the Jacobian products J_nᵀw the residuals need, and
+Hutchinson's estimate of ∇(div NN), E_z ∇(zᵀJz) = ∇ tr J, pulled back to x in the cotangents'
+own sweep. Rademacher rather than Gaussian probes: zᵀJz is then exact for a diagonal J (separable
+velocities, e.g. the oscillator), its variance coming only from the off-diagonal entries.
 Every step is an ordinary differentiable torch operation, so the parameter gradient of a loss
 built from these quantities is plain reverse mode through them (no graph is kept beyond it).
 ``solvers.dsm.loss.func_derivatives`` computes the same quantities with ``torch.func``
@@ -193,28 +197,23 @@ class PairMLP(nn.Module):
         return torch.addmm(b[-1], act(h), w[-1].t())
 
     # ------------------------------------------------------------------------------------------
-    def jet(self, x: torch.Tensor, t: torch.Tensor, probes: torch.Tensor | None = None):
-        """Outputs and derivatives of both networks at x (P, d), t (P, 1).
+    def jet(self, x: torch.Tensor, t: torch.Tensor):
+        """Outputs and exact derivatives of both networks at x (P, d), t (P, 1).
 
         Returns ``out`` (2, P, d), ``out_t`` (2, P, d) = ∂NN/∂t, ``jac`` (2, P, d, d) with
-        jac[n, p, i, k] = ∂NN_i/∂x_k, and ``grad_div`` (2, P, d) = ∇_x(Σ_i ∂NN_i/∂x_i), exact,
-        or Hutchinson's estimate when ``probes`` (P, K, d) of ±1 entries are given."""
+        jac[n, p, i, k] = ∂NN_i/∂x_k, and ``grad_div`` (2, P, d) = ∇_x(Σ_i ∂NN_i/∂x_i)."""
         z = torch.cat([x, t], dim=-1)
-        parts = [self._jet1(n, z, probes) for n in range(2)]
+        parts = [self._jet1(n, z) for n in range(2)]
         return tuple(torch.stack(q) for q in zip(*parts))
 
-    def _jet1(self, n: int, z: torch.Tensor, probes: torch.Tensor | None):
+    def _jet1(self, n: int, z: torch.Tensor):
         """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out
         (P, direction, H), so that the compiled kernels run their outer loop over points.
-
-        Exact mode reads the whole input Jacobian ∂NN_i/∂(x, t) off the d adjoints that ∇(div ·)
-        needs anyway (a thin product with W0), so only the d x directions are pushed forward
-        through the width × width layers; with probes the adjoints are not per component, and
-        ∂t and the Jacobian come from forward tangents (t among them) instead."""
+        The whole input Jacobian ∂NN_i/∂(x, t) is read off the d adjoints that ∇(div ·) needs
+        anyway (a thin product with W0), so only the d x directions are pushed forward."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
         d, onednn = self.d, self.onednn
-        forward_t = probes is not None
 
         def lin(a, k, bias=True):
             return linear(a, w[k], b[k] if bias else None, onednn)
@@ -225,7 +224,6 @@ class PairMLP(nn.Module):
         # the tangents derived from it are too)
         h, s1_0, s2 = act(a0)
         Tx = s1_0.unsqueeze(1) * Tx0  # tangents of h: (P, d, H)
-        Tt = s1_0 * w[0][:, d] if forward_t else None  # (P, H)
         sites = [(Tx0, s2)]  # (x tangents of the pre-activation a_s, σ''(a_s))
         blocks = []
         for k in range(self.depth):
@@ -236,20 +234,15 @@ class PairMLP(nn.Module):
             Tx2 = lin(s1a.unsqueeze(1) * Tx1, kb, False)
             h = h + y2
             Tx = Tx + s1b.unsqueeze(1) * Tx2
-            if forward_t:
-                Tt = Tt + s1b * lin(s1a * lin(Tt, ka, False), kb, False)
             sites += [(Tx1, s2a), (Tx2, s2b)]
             blocks.append((w[ka], w[kb], s1a, s1b))
         g, s1g, s2g = act(h)
         sites.append((Tx, s2g))
         out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
 
-        # Reverse sweep with one cotangent per output component i (or per probe): the adjoints
-        # of every site's output.
-        if probes is None:
-            adj = w[-1]  # (d, H): ∂NN_i/∂g = W_out[i]
-        else:
-            adj = torch.einsum("pri,ih->prh", probes.to(z.dtype), w[-1])  # (P, K, H)
+        # Reverse sweep with one cotangent per output component i: the adjoints of every
+        # site's output.
+        adj = w[-1]  # (d, H): ∂NN_i/∂g = W_out[i]
         adjoints = [adj]
         lam = s1g.unsqueeze(1) * adj  # adjoint of h before the output activation
         for wa, wb, s1a, s1b in reversed(blocks):
@@ -260,19 +253,95 @@ class PairMLP(nn.Module):
         adjoints.append(lam)  # adjoint of h1 = σ(a0)
         adjoints.reverse()  # now in the order of ``sites``
 
-        if forward_t:
-            jac = linear(s1g.unsqueeze(1) * Tx, w[-1], None, onednn).transpose(1, 2)  # (P, i, k)
-            out_t = linear(s1g * Tt, w[-1], None, onednn)
-        else:  # ∂NN_i/∂z = λ_{a0,i} W0: (P, i, d + 1), its last column ∂t
-            dz = torch.matmul(s1_0.unsqueeze(1) * lam, w[0])
-            jac, out_t = dz[..., :d], dz[..., d]
-
+        # ∂NN_i/∂z = λ_{a0,i} W0: (P, i, d + 1), its last column ∂t
+        dz = torch.matmul(s1_0.unsqueeze(1) * lam, w[0])
+        jac, out_t = dz[..., :d], dz[..., d]
         grad_div = 0
         for (T, s2), lam in zip(sites, adjoints):
-            if probes is None:
-                mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
-            else:  # Σ_r λ_{s,r} T_{s,z_r} / K with T_{s,z} = Σ_i z_i T_{s,i}
-                Tz = torch.einsum("pri,pih->prh", probes.to(z.dtype), T.expand(z.shape[0], -1, -1))
-                mu = (lam * Tz).mean(1)
+            mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
             grad_div = grad_div + ((s2 * mu).unsqueeze(1) * T).sum(-1)  # (P, d)
         return out, out_t, jac, grad_div
+
+    # ------------------------------------------------------------------------------------------
+    def probe_forward(self, x: torch.Tensor, t: torch.Tensor, probes: torch.Tensor):
+        """First half of the O(d) jet: outputs ``out`` (2, P, d), ``out_t`` (2, P, d) and the
+        state ``probe_reverse`` needs, from forward tangents in t and along the K ``probes``
+        (P, K, d). No x direction is pushed forward: every product has (1 + K)·P rows."""
+        z = torch.cat([x, t], dim=-1)
+        parts = [self._probe_forward1(n, z, probes.to(z.dtype)) for n in range(2)]
+        return (torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]),
+                [p[2] for p in parts])
+
+    def _probe_forward1(self, n: int, z: torch.Tensor, probes: torch.Tensor):
+        act = ACTIVATIONS[self.activation]
+        w, b = self._params(n)
+        d, onednn = self.d, self.onednn
+
+        def lin(a, k, bias=True):
+            return linear(a, w[k], b[k] if bias else None, onednn)
+
+        a0 = torch.addmm(b[0], z, w[0].t())
+        # tangents of a0: direction t (row 0, W0's last column) and the probes (rows 1..K)
+        T0 = torch.cat([w[0][:, d].expand(z.shape[0], 1, -1),
+                        torch.matmul(probes, w[0][:, :d].t())], dim=1)  # (P, 1 + K, H)
+        h, s1_0, s2 = act(a0)
+        T = s1_0.unsqueeze(1) * T0
+        sites = [(T0[:, 1:], s1_0, s2)]  # (probe tangents of a_s, σ'(a_s), σ''(a_s))
+        for k in range(self.depth):
+            ka, kb = 1 + 2 * k, 2 + 2 * k
+            y1, s1a, s2a = act(lin(h, ka))
+            T1 = lin(T, ka, False)
+            y2, s1b, s2b = act(lin(y1, kb))
+            T2 = lin(s1a.unsqueeze(1) * T1, kb, False)
+            h = h + y2
+            T = T + s1b.unsqueeze(1) * T2
+            sites += [(T1[:, 1:], s1a, s2a), (T2[:, 1:], s1b, s2b)]
+        g, s1g, s2g = act(h)
+        sites.append((T[:, 1:], s1g, s2g))
+        out = torch.addmm(b[-1], g, w[-1].t())
+        out_t = linear(s1g * T[:, 0], w[-1], None, onednn)
+        return out, out_t, (n, sites)
+
+    def probe_reverse(self, state, probes: torch.Tensor, cotangents, div_weights) -> list:
+        """Second half of the O(d) jet: for each network n and cotangent c (``cotangents``
+        (one (P, C, d) tensor per network)), J_nᵀ w_c + div_weights[n][c] · ĝ_n (a (P, C, d) tensor per network; weights: numbers), where ĝ_n is the
+        Hutchinson estimate of ∇(div NN_n) from the ``probes`` given to ``probe_forward``:
+
+            ĝ_k = (1/K) Σ_r ∂_k (z_rᵀ J z_r) = Σ_s Σ_h σ''(a_{s,h}) μ_{s,h} ∂a_{s,h}/∂x_k,
+            μ_s = (1/K) Σ_r λ_{s,z_r} ⊙ T_{s,z_r},
+
+        λ_{s,z} the adjoint of site s's output for the output cotangent z. The pull-back of
+        c_s = σ''(a_s) ⊙ μ_s from every site to x is one more reverse sweep, merged into the
+        cotangents' own: 2K + 2C rows of width × width products per network in all."""
+        outs = []
+        for n, sites in state:
+            lam = self._sweep(n, sites, probes.to(cotangents[n].dtype), None)
+            inject = [s2 * (lam_s * Tz).mean(1) for (Tz, _, s2), lam_s in zip(sites, lam)]
+            outs.append(self._sweep(n, sites, cotangents[n],
+                                    [torch.stack([wc * c for wc in div_weights[n]], 1)
+                                     for c in inject]))
+        return outs
+
+    def _sweep(self, n, sites, cot, inject):
+        """Reverse sweep of network n for output cotangents ``cot`` (P, C, d). Without
+        ``inject``: the adjoints of every site's output (in the order of ``sites``); with it
+        (one (P, C, H) term per site, added to the adjoint of its pre-activation): the pull-back
+        to x (P, C, d)."""
+        w, _ = self._params(n)
+        onednn = self.onednn
+        adj = torch.matmul(cot, w[-1])  # adjoint of g = σ(h): (P, C, H)
+        outputs = [adj]
+
+        def pre(i, a):  # adjoint of site i's pre-activation from that of its output
+            return sites[i][1].unsqueeze(1) * a + (0 if inject is None else inject[i])
+        lam = pre(-1, adj)  # adjoint of the residual stream h
+        for k in reversed(range(self.depth)):
+            ia, ib = 1 + 2 * k, 2 + 2 * k  # site indices of a1 and a2 of block k
+            outputs.append(lam)
+            lam_y1 = linear(pre(ib, lam), w[ib].t(), None, onednn)
+            outputs.append(lam_y1)
+            lam = lam + linear(pre(ia, lam_y1), w[ia].t(), None, onednn)
+        if inject is None:
+            outputs.append(lam)
+            return outputs[::-1]
+        return torch.matmul(pre(0, lam), w[0][:, :self.d])

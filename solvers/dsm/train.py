@@ -18,7 +18,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from harness.observables import SampleStatistics, relabel
-from solvers.dsm.loss import initial_velocities, loss_terms
+from solvers.dsm.loss import (initial_velocities, loss_terms, probe_initial_velocities,
+                              probe_network_terms)
 from solvers.dsm.nets import PairMLP
 from solvers.training import Budget, TrainingLoop, for_matmul, reuse_freed_memory, threads
 
@@ -149,11 +150,11 @@ def auto_chunk(d: int, width: int, probes: int) -> int:
     Measured side by side at the paper settings (compiled loss step): d = 4, 1200 points 4–6 %
     faster than 581, 2400 within this machine's noise of 1200 and 5100 11 % slower; d = 2, 2000
     points 1 % faster than 1000. Smaller chunks pay more per-call overhead, larger ones leave
-    the cache."""
-    directions = 1 + 2 * d if probes == 0 else 2 + d + probes  # value, tangents, adjoints
-    return max(128, int(6e6 / (directions * width)))
-
-
+    the cache. With K probes a network's products have 2K + 4 rows a point (value, t and K
+    tangents, K probe adjoints, 2 cotangents) and its (point × direction × d) tensors as many."""
+    if probes == 0:
+        return max(128, int(6e6 / ((1 + 2 * d) * width)))
+    return max(128, int(6e6 / ((2 * probes + 4) * (width + d))))
 def chunking(P: int, target: int) -> tuple[int, int]:
     """(number of chunks, points per chunk): equal chunks (one shape for torch.compile), the
     last padded with zero-weight points, each at most ``target`` points."""
@@ -164,7 +165,16 @@ def chunking(P: int, target: int) -> tuple[int, int]:
 def loss_function(net, problem, settings):
     """loss_terms(x, t, probes, init, mask) for this net and problem: torch.compile'd when
     ``settings.compile`` (inductor fuses the elementwise work between the matmuls; the problem's
-    initial velocities are computed outside it, in eager mode)."""
+    initial velocities are computed outside it, in eager mode). With probes only the networks'
+    part (``probe_network_terms``) is compiled: a whole compiled O(d) loss crashed inductor's
+    generated code here (segmentation fault, torch 2.13 CPU), and its eager rest is O(P·d)."""
+    if settings.probes_for(problem.d):
+        network = compiled(lambda *args: probe_network_terms(net, *args), settings.compile,
+                           "network terms")
+        return lambda x, t, probes, init, mask: loss_terms(
+            net, problem, x, t, settings.time_weights, settings.engine, probes, init, mask,
+            network)
+
     def eager(x, t, probes, init, mask):
         return loss_terms(net, problem, x, t, settings.time_weights, settings.engine, probes,
                           init, mask)
@@ -178,7 +188,8 @@ def epoch_step(net, opt, problem, X, T, settings, gen, loss=None):
     loss = loss or loss_function(net, problem, settings)
     opt.zero_grad(set_to_none=True)
     P, d = X.shape
-    k, chunk = chunking(P, settings.chunk or auto_chunk(d, settings.width, settings.probes))
+    K = settings.probes_for(d)
+    k, chunk = chunking(P, settings.chunk or auto_chunk(d, settings.width, K))
     pad = k * chunk - P
     mask = None
     if pad:  # repeat the first points, weighted 0, so that every chunk has the same shape
@@ -187,15 +198,17 @@ def epoch_step(net, opt, problem, X, T, settings, gen, loss=None):
         mask = torch.ones((k * chunk, 1), device=X.device, dtype=X.dtype)
         mask[P:] = 0
     denom = P * d
-    init = initial_velocities(problem, X)  # once for all points: per chunk, vmap's overhead
+    Z = None
+    if K:  # Rademacher probes, one set per point
+        Z = torch.randint(0, 2, (X.shape[0], K, d), generator=gen, device=X.device).to(X.dtype) * 2 - 1
+        init = probe_initial_velocities(problem, X, Z)
+    else:
+        init = initial_velocities(problem, X)  # once for all points: per chunk, vmap's overhead
     total_u = X.new_zeros(())
     total_v = X.new_zeros(())
     for lo in range(0, k * chunk, chunk):
         x, t = X[lo:lo + chunk], T[lo:lo + chunk]
-        probes = None
-        if settings.probes:
-            probes = torch.randint(0, 2, (x.shape[0], settings.probes, d), generator=gen,
-                                   device=x.device).to(x.dtype) * 2 - 1
+        probes = None if Z is None else Z[lo:lo + chunk]
         m = None if mask is None else mask[lo:lo + chunk]
         lu, lv = loss(x, t, probes, tuple(a[lo:lo + chunk] for a in init), m)
         ((lu + lv) / (2 * denom)).backward()
@@ -290,4 +303,5 @@ def train(problem, times, settings, ctx):
     budget = Budget(settings.epochs, settings.time_limit, settings.log_every, settings.blowup)
     loop = TrainingLoop("dsm", budget, ctx, sum(p.numel() for p in net.parameters()))
     loop.run(step, predict_with(settings.checkpoint_samples))
-    return loop.finish(predict_with(None), points_per_epoch=settings.batch * (settings.M + 1))
+    return loop.finish(predict_with(None), points_per_epoch=settings.batch * (settings.M + 1),
+                       probes=settings.probes_for(problem.d), n_predict=settings.n_predict)

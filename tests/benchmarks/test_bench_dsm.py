@@ -33,7 +33,7 @@ def test_bench_paper_epoch_matmuls(benchmark, d):
     gradients; one weight gradient for each."""
     s = Settings(**DSMSolver.presets["paper"])
     W, P = s.width, s.batch * (s.M + 1)
-    k, chunk = chunking(P, auto_chunk(d, W, s.probes))
+    k, chunk = chunking(P, auto_chunk(d, W, s.probes_for(d)))
     weight = torch.randn(W, W)  # one net's layer
     x_path = torch.randn(s.batch, W)
     shapes = [chunk, d * chunk, d * chunk]
