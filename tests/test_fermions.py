@@ -185,7 +185,7 @@ def test_crank_nicolson_scores_on_the_quench():
     assert scores["var_rel_l2"] <= 1e-2 and scores["density_l1"] <= 1e-2
 
 
-@pytest.mark.parametrize("name", ["pinn", "tvmc"])
+@pytest.mark.parametrize("name", ["dsm", "pinn", "tvmc"])
 def test_solvers_built_on_log_psi0_refuse_the_nodes_with_the_reason(name):
     """Methods whose ansatz has no nodes, or that differentiate log|ψ0|, say so in supports."""
     from harness.registry import discover

@@ -143,6 +143,10 @@ class DSMSolver(Solver):
         for attr in ("u0", "v0", "grad_potential", "sample_initial"):
             if not callable(getattr(problem, attr, None)):
                 return False, f"dsm needs the problem's {attr}"
+        if problem.has_nodes:
+            return False, ("dsm starts from u0 = (ħ/2m)∇log ρ0 and its derivatives, singular on "
+                           "ψ0's nodes (the loss's variance is infinite there), and its paths "
+                           "can cross a node")
         return True, ""
 
     def solve(self, problem: Problem, times: np.ndarray, settings: Settings,
