@@ -14,7 +14,7 @@ from problems import gaussian
 
 
 @dataclass(frozen=True)
-class Bosons(Problem):
+class Bosons(gaussian.TrapGroundState, Problem):
     """d bosons in 1-D: V = Σ ½mω²x_i² + (g/2) Σ_{i<j} exp(−(x_i−x_j)²/(2s²)) / √(2πs²).
 
     Each unordered pair is counted once. ψ0 is the non-interacting ground state, so
@@ -34,11 +34,6 @@ class Bosons(Problem):
     def validate(self) -> None:
         if self.s2 <= 0 or self.omega <= 0:
             raise UserError(f"bosons needs s2 > 0 and omega > 0, got s2={self.s2}, omega={self.omega}")
-
-    @property
-    def sigma0(self) -> float:
-        """Ground-state width: Var(x_i, 0) = ħ/(2mω)."""
-        return math.sqrt(self.hbar / (2 * self.m * self.omega))
 
     @property
     def box(self) -> tuple[float, float]:
@@ -74,23 +69,6 @@ class Bosons(Problem):
             return grad
         diff, kernel = self._pair(x)
         return grad - (0.5 * self.g / self.s2) * xp.sum(kernel * diff, axis=-1)
-
-    def stationary_com_frequency(self) -> float | None:
-        # V = ½mω²|x|² + W(x_i − x_j) and ψ0 is the trap's ground state: the centre of mass
-        # separates and stays in its ground state.
-        return self.omega
-
-    def log_psi0(self, x):
-        return gaussian.log_psi0(x, 0.0, self.sigma0, 0.0, self.hbar)
-
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return gaussian.sample(n, self.d, 0.0, self.sigma0, rng)
-
-    def u0(self, x):
-        return gaussian.osmotic(x, 0.0, self.sigma0, self.hbar, self.m)
-
-    def v0(self, x):
-        return 0.0 * x
 
     def exact(self, times: np.ndarray) -> Prediction | None:
         if self.g != 0 and self.d > 1:

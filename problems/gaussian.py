@@ -26,3 +26,29 @@ def sample(n: int, d: int, x0: float, sigma: float, rng: np.random.Generator) ->
 def osmotic(x, x0: float, sigma: float, hbar: float, m: float):
     """u0 = (ħ/2m) ∇ log|ψ0|² = −(ħ/2m)(x − x0)/σ²."""
     return (x - x0) * (-hbar / (2 * m * sigma**2))
+
+
+class TrapGroundState:
+    """ψ0 = the ground state of the trap ½mω²|x|² (a problem with fields ``hbar``, ``m``,
+    ``omega`` and ``d``), for trapped particles whose pair interaction depends on x_i − x_j only:
+    then the centre of mass separates and stays in its ground state."""
+
+    @property
+    def sigma0(self) -> float:
+        """Ground-state width: Var(x_i, 0) = ħ/(2mω)."""
+        return math.sqrt(self.hbar / (2 * self.m * self.omega))
+
+    def stationary_com_frequency(self) -> float | None:
+        return self.omega
+
+    def log_psi0(self, x):
+        return log_psi0(x, 0.0, self.sigma0, 0.0, self.hbar)
+
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return sample(n, self.d, 0.0, self.sigma0, rng)
+
+    def u0(self, x):
+        return osmotic(x, 0.0, self.sigma0, self.hbar, self.m)
+
+    def v0(self, x):
+        return 0.0 * x

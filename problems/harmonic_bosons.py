@@ -17,7 +17,7 @@ DEFAULT_KAPPA = -3.0
 
 
 @dataclass(frozen=True)
-class HarmonicBosons(Problem):
+class HarmonicBosons(gaussian.TrapGroundState, Problem):
     """d bosons in 1-D: V = Σ ½mω²x_i² + (κ/2) Σ_{i<j} (x_i − x_j)², quenched from the trap's
     ground state. The centre of mass stays in its ground state; the d − 1 relative modes have
     Ω² = ω² + dκ/m (inverted, growing as cosh/sinh, when κ < −mω²/d), so ψ stays Gaussian.
@@ -53,11 +53,6 @@ class HarmonicBosons(Problem):
     def validate(self) -> None:
         if self.omega <= 0:
             raise UserError(f"harmonic_bosons needs omega > 0, got omega={self.omega}")
-
-    @property
-    def sigma0(self) -> float:
-        """Ground-state width of the trap: Var(x_i, 0) = ħ/(2mω)."""
-        return math.sqrt(self.hbar / (2 * self.m * self.omega))
 
     @property
     def relative_omega2(self) -> float:
@@ -96,22 +91,6 @@ class HarmonicBosons(Problem):
         xp = array_namespace(x)
         total = xp.sum(x, axis=-1, keepdims=True)
         return (self.m * self.omega**2 + self.kappa * self.d) * x - self.kappa * total
-
-    def stationary_com_frequency(self) -> float | None:
-        # V = ½mω²|x|² + a function of x_i − x_j, and ψ0 is the trap's ground state
-        return self.omega
-
-    def log_psi0(self, x):
-        return gaussian.log_psi0(x, 0.0, self.sigma0, 0.0, self.hbar)
-
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return gaussian.sample(n, self.d, 0.0, self.sigma0, rng)
-
-    def u0(self, x):
-        return gaussian.osmotic(x, 0.0, self.sigma0, self.hbar, self.m)
-
-    def v0(self, x):
-        return 0.0 * x
 
     def psi(self, x: np.ndarray, t: float) -> np.ndarray:
         """The exact ψ(x, t) (complex numpy, x of shape (..., d)), O(d) per point: the COM mode
