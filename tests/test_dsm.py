@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from dsm_epochs import eager_and_compiled
 from harness.api import Context, SolverDiverged, UserError
 from harness.metrics import score
 from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, predict,
-                               sample_paths, training_points)
+from solvers.dsm.train import predict, sample_paths, training_points
 
 TIMES = np.linspace(0.0, 1.0, 101)[1:]
 
@@ -213,21 +213,9 @@ def test_compiled_epoch_matches_eager(onednn):
     through oneDNN, kept as an opaque op, or through torch's own) gives the eager epoch's points,
     losses and update: the compiler changes the speed, not the maths. A compiler failure (the
     eager fallback's warning) fails the test."""
-    problem = Bosons(d=2)
-    x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
-    out = {}
-    for mode in (False, True):
-        s = settings("smoke", width=16, N=20, M=5, batch=8, compile=mode)
-        net = PairMLP(2, s.width, generator=torch.Generator().manual_seed(0), onednn=onednn)
-        opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message="dsm: torch.compile")
-            step = compiled(path_step(net, problem, problem.T / s.N), mode, "path step")
-            X, T = training_points(net, problem, x0, s.N, s.M, torch.Generator().manual_seed(1),
-                                   torch.Generator().manual_seed(2), step)
-            losses = epoch_step(net, opt, problem, X, T, s, torch.Generator().manual_seed(3),
-                                loss_function(net, problem, s))
-        out[mode] = (X, T, torch.stack(losses), net.weights[1].detach().clone())
+    out = eager_and_compiled(
+        Bosons(d=2), lambda mode: settings("smoke", width=16, N=20, M=5, batch=8, compile=mode),
+        lambda s: PairMLP(2, s.width, generator=torch.Generator().manual_seed(0), onednn=onednn))
     for eager, fast in zip(out[False], out[True]):
         torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-6)
 

@@ -4,19 +4,18 @@ the auto switch, and an epoch at d = 100 without any d × d tensor."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from torch.func import jacfwd, vmap
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from dsm_epochs import eager_and_compiled
 from problems import Bosons, Oscillator
 from solvers.dsm import D_AUTO, PROBES_AUTO, DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import compiled, epoch_step, loss_function, path_step, training_points
+from solvers.dsm.train import epoch_step, training_points
 
 
 def net64(d, depth=1, activation="tanh"):
@@ -152,20 +151,9 @@ def test_epoch_at_d100_has_no_d_by_d_tensor():
 
 def test_compiled_probe_epoch_matches_eager():
     """With probes the compiled network part gives the eager epoch's losses and update."""
-    problem = Oscillator(d=12, p0=0.5)
-    x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
-    out = {}
-    for mode in (False, True):
-        s = Settings(N=20, M=5, batch=8, width=16, lr=1e-3, epochs=1, compile=mode)
-        net = PairMLP(12, s.width, generator=torch.Generator().manual_seed(0))
-        opt = torch.optim.Adam(net.parameters(), lr=s.lr)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message="dsm: torch.compile")
-            step = compiled(path_step(net, problem, problem.T / s.N), mode, "path step")
-            X, T = training_points(net, problem, x0, s.N, s.M, torch.Generator().manual_seed(1),
-                                   torch.Generator().manual_seed(2), step)
-            losses = epoch_step(net, opt, problem, X, T, s, torch.Generator().manual_seed(3),
-                                loss_function(net, problem, s))
-        out[mode] = (torch.stack(losses), net.weights[1].detach().clone())
-    for eager, fast in zip(out[False], out[True]):
+    out = eager_and_compiled(
+        Oscillator(d=12, p0=0.5),
+        lambda mode: Settings(N=20, M=5, batch=8, width=16, lr=1e-3, epochs=1, compile=mode),
+        lambda s: PairMLP(12, s.width, generator=torch.Generator().manual_seed(0)))
+    for eager, fast in zip(out[False][2:], out[True][2:]):  # losses and update
         torch.testing.assert_close(fast, eager, rtol=1e-4, atol=1e-6)
