@@ -242,10 +242,10 @@ def _gpu_peak(active: bool) -> float:
     return torch.cuda.max_memory_allocated() / 2**20
 
 
-def reference_for(job: Job, store: Store) -> Reference:
+def reference_for(job: Job, store: Store, progress: Callable[[str], None] = lambda line: None) -> Reference:
     """The job's certified reference (cached on disk), its curves stored for the reports;
-    ``ReferenceFailed`` when none can be certified."""
-    ref = compute_reference(job.problem, job.times, store.references_dir)
+    ``ReferenceFailed`` when none can be certified. ``progress``: a line per grid run started."""
+    ref = compute_reference(job.problem, job.times, store.references_dir, progress=progress)
     if store.curves(job.ref_key) is None:
         store.put_curves(job.ref_key, ref.prediction,
                          diagnostics=dict(kind=ref.kind, bound=ref.bound, settings=ref.settings))

@@ -2,13 +2,14 @@
 
 iħ ∂ψ/∂t = −(ħ²/2m) Δψ + V(x, t) ψ is advanced by symmetric Strang steps
 e^{−iV(t+h)h/2ħ} e^{−iTh/ħ} e^{−iV(t)h/2ħ}, with the kinetic factor applied in Fourier space
-(FFT, exact for the band-limited grid function), composed into 4th- or 6th-order methods by
+(FFT, exact for the band-limited grid function; on an axis folded by an exchange symmetry the
+cosine or sine transform of its half, harness/spectral_grid.py), composed into 4th- or 6th-order methods by
 the triple jump (Yoshida 1990, Suzuki 1990). Treating t as a coordinate that the kinetic part
 advances makes the Strang step an exact splitting of an autonomous Hamiltonian, so V is
 evaluated at the sub-step boundaries and the compositions keep their order for time-dependent
 potentials.
 
-A stage costs one in-place FFT pair and two phase products, nothing else: adjacent potential
+A stage costs one in-place transform pair and two phase products, nothing else: adjacent potential
 half-steps at one time are merged, across steps too (the last half-kick of a step is owed to the
 next: |ψ|² does not depend on it, so densities are observed before it is paid); the potential
 phases are precomputed per distinct coefficient, the kinetic phase is applied slab by slab from
@@ -30,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sfft
+
+from harness.spectral_grid import Grid
 
 #: the outer layer checked for mass: this fraction of the half-width, on each side of each axis
 EDGE_LAYER = 0.1
@@ -45,38 +47,6 @@ def fft_workers() -> int:
     core this process may run on."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     return int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
-
-
-@dataclass(frozen=True)
-class Grid:
-    """``n`` points per axis on ``dims`` axes, each covering [centre − half, centre + half)
-    periodically; the spacing is 2·half/n."""
-
-    dims: int
-    n: int
-    half: float
-    centre: float = 0.0
-
-    @property
-    def dx(self) -> float:
-        return 2 * self.half / self.n
-
-    @property
-    def cell(self) -> float:
-        """Volume of one grid cell."""
-        return self.dx**self.dims
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.n,) * self.dims
-
-    def axis(self) -> np.ndarray:
-        """The points of one axis."""
-        return self.centre - self.half + self.dx * np.arange(self.n)
-
-    def wavenumbers(self) -> np.ndarray:
-        """The angular wave numbers of one axis, in FFT order."""
-        return 2 * np.pi * sfft.fftfreq(self.n, d=self.dx)
 
 
 def composition(order: int) -> np.ndarray:
@@ -115,10 +85,10 @@ def axis_marginals(weights: np.ndarray) -> list[np.ndarray]:
         rest = rest.sum(axis=0)
 
 
-def outer_fraction(marginals: list[np.ndarray], outer: np.ndarray) -> float:
-    """Sum over axes of the mass in the slabs where the per-axis mask ``outer`` (1-D, the same
-    on every axis) is true, as a fraction of the total; ``marginals`` from axis_marginals."""
-    return float(sum(p[outer].sum() for p in marginals)) / float(marginals[0].sum())
+def outer_fraction(marginals: list[np.ndarray], outer: list[np.ndarray]) -> float:
+    """Sum over axes of the mass in the slabs where each axis's mask in ``outer`` is true, as a
+    fraction of the total; ``marginals`` from axis_marginals."""
+    return float(sum(p[mask].sum() for p, mask in zip(marginals, outer, strict=True))) / float(marginals[0].sum())
 
 
 @dataclass
@@ -147,9 +117,11 @@ class SplitOperator:
             raise ValueError(f"ψ must be complex128 or complex64, got {self.dtype}")
         self.fractions = composition(order)
         self.workers = fft_workers()
-        k = grid.wavenumbers()
-        self.k_outer = np.abs(k) >= (1 - SPECTRUM_LAYER) * np.pi / grid.dx
-        self._k2 = k**2
+        k = [grid.wavenumbers(a) for a in range(grid.dims)]
+        self.k_outer = [np.abs(ka) >= (1 - SPECTRUM_LAYER) * np.pi / grid.dx for ka in k]
+        self._k2 = [ka**2 for ka in k]
+        doubled = [np.flatnonzero(grid.weights(a) == 2) for a in range(grid.folded)]
+        self._doubled = [(a, int(i[0]), int(i[-1]) + 1) for a, i in enumerate(doubled) if i.size]
         real = np.empty(0, self.dtype).real.dtype
         self._v = np.asarray(potential(0.0), dtype=real) if static else None
         self._capacity = phase_arrays(order)
@@ -166,11 +138,11 @@ class SplitOperator:
         tail_mass = 0.0
         for j, f in enumerate(self.fractions):
             self.kick(psi, owed + f * h / 2, t)
-            self._fft(sfft.fftn, psi)
+            self.grid.transform(psi, self.workers)
             self._drift(psi, f * h)
             if tail and j == len(self.fractions) - 1:
                 tail_mass = self.spectral_tail(psi)
-            self._fft(sfft.ifftn, psi)
+            self.grid.transform(psi, self.workers, inverse=True)
             t, owed = t + f * h, f * h / 2
         return owed, tail_mass
 
@@ -195,7 +167,8 @@ class SplitOperator:
         np.multiply(psi, phase, out=psi)
 
     def density(self, psi: np.ndarray, scale: float) -> np.ndarray:
-        """|ψ|²·scale in float64, in a buffer that the next call overwrites."""
+        """|ψ|²·scale in float64 times each point's weight on the folded axes (so that it sums
+        as the full grid would), in a buffer that the next call overwrites."""
         if self._buffer is None:
             self._buffer = np.empty(self.grid.shape)
         flat, out = psi.reshape(-1), self._buffer.reshape(-1)
@@ -204,17 +177,13 @@ class SplitOperator:
             np.square(z.real, out=o, dtype=np.float64)
             o += np.square(z.imag, dtype=np.float64)
             o *= scale
+        for a, lo, hi in self._doubled:  # folded axes: the points standing for two
+            self._buffer[(slice(None),) * a + (slice(lo, hi),)] *= 2.0
         return self._buffer
 
     def spectral_tail(self, psi_hat: np.ndarray) -> float:
         """Fraction of |ψ̂|² in the outer SPECTRUM_LAYER of the Nyquist range (any axis)."""
         return outer_fraction(axis_marginals(self.density(psi_hat, 1.0)), self.k_outer)
-
-    def _fft(self, transform, psi: np.ndarray) -> None:
-        """ψ ← transform(ψ) over all axes, in place."""
-        out = transform(psi, workers=self.workers, overwrite_x=True)
-        if not np.may_share_memory(out, psi):  # pocketfft works in place; copy back otherwise
-            psi[...] = out
 
     def _drift(self, psi_hat: np.ndarray, tau: float) -> None:
         """ψ̂ ← e^{−iħτk²/2m} ψ̂, in place: the factor of the first axis times the precomputed
@@ -223,16 +192,16 @@ class SplitOperator:
         if key not in self._kinetic:
             if len(self._kinetic) >= 2 * self.fractions.size:
                 self._kinetic.clear()
-            axis = np.exp((-1j * self.hbar * tau / (2 * self.m)) * self._k2)
+            factors = [np.exp((-1j * self.hbar * tau / (2 * self.m)) * k2) for k2 in self._k2]
             rest = np.ones((), complex)
-            for _ in range(self.grid.dims - 1):
+            for axis in factors[1:]:
                 rest = np.multiply.outer(rest, axis)
-            self._kinetic[key] = axis.astype(self.dtype), rest.astype(self.dtype)
+            self._kinetic[key] = factors[0].astype(self.dtype), rest.astype(self.dtype)
         first, rest = self._kinetic[key]
         if self.grid.dims == 1:
             psi_hat *= first
             return
-        for i in range(self.grid.n):
+        for i in range(first.size):
             slab = psi_hat[i]
             np.multiply(slab, rest, out=slab)
             slab *= first[i]
@@ -251,11 +220,11 @@ def evolve(psi: np.ndarray, grid: Grid, potential: Callable[[float], np.ndarray]
     start = time.perf_counter()
     stepper = SplitOperator(grid, potential, static=static, hbar=hbar, m=m, order=order, dtype=dtype)
     psi = np.ascontiguousarray(psi, dtype=stepper.dtype)
-    x_outer = np.abs(grid.axis() - grid.centre) >= (1 - EDGE_LAYER) * grid.half
+    x_outer = [np.abs(grid.points(a) - grid.centre) >= (1 - EDGE_LAYER) * grid.half for a in range(grid.dims)]
     norm0 = float(stepper.density(psi, grid.cell).sum())
-    stepper._fft(sfft.fftn, psi)  # in place and back: no ψ-sized copy
+    grid.transform(psi, stepper.workers)  # in place and back: no ψ-sized copy
     worst_tail = stepper.spectral_tail(psi)
-    stepper._fft(sfft.ifftn, psi)
+    grid.transform(psi, stepper.workers, inverse=True)
     t, steps, owed = 0.0, 0, 0.0
     worst_edge = drift_norm = 0.0
     for idx, target in enumerate(times):

@@ -180,7 +180,7 @@ def _with_references(requests: list[Request], store: Store, on_note):
         key = (job.problem, job.times.size)
         if key not in refs:
             try:
-                refs[key] = reference_for(job, store)
+                refs[key] = reference_for(job, store, on_note)
             except ReferenceFailed as exc:
                 refs[key] = str(exc)
                 on_note(f"{exc}; the runs are stored unscored, and scored when rerun once a "

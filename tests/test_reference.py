@@ -12,7 +12,9 @@ import pytest
 from harness.observables import gaussian_bins
 from harness.reference import (EDGE_MAX, BoxTooSmall, GridSettings, GridTooLarge, bytes_per_point,
                                compute_reference, difference, initial_settings, run_grid)
-from harness.split_operator import Grid, SplitOperator, composition
+from harness.reference.geometry import geometry
+from harness.spectral_grid import Grid
+from harness.split_operator import SplitOperator, composition, evolve
 from problems import Bosons, DrivenTrap, Oscillator
 
 
@@ -160,20 +162,27 @@ def test_com_reduction_matches_full_grid(d: int) -> None:
     assert gap["var"] <= 1e-6 and gap["mean"] <= 1e-7 and gap["density_l1"] <= 1e-5
 
 
-@pytest.mark.parametrize("d", [3, 5])
-def test_reduced_initial_state_is_exact(d: int) -> None:
-    """At t = 0 the reduced path reconstructs the exact Gaussian marginals of the bosons (at
-    d = 5 x_1, x_2 depend on all four relative axes, x_3 on three: every deposit path). The
-    grid's samples along w_i·y, |w_i|·dx apart, must be well inside the COM Gaussian's width
-    (here 0.09 against 0.1: aliasing ~e^{−2π²σ²/Δ²}); at dx = 0.15 x_5 misses by 1.6e-4."""
+@pytest.mark.parametrize("d, fold", [(3, True), (5, False), (5, True)])
+def test_reduced_initial_state_is_exact(d: int, fold: bool) -> None:
+    """At t = 0 the reduced path reconstructs the exact Gaussian marginals of the bosons, every
+    coordinate on its own (before the run averages them): at d = 5 in Helmert coordinates x_1,
+    x_2 depend on all four relative axes, x_3 on three; in the folded pair basis x_1 … x_4 on a
+    folded axis mirrored back and x_5 on one axis: every deposit path. The grid's samples along
+    w_i·y, |w_i|·dx apart, must be well inside the COM Gaussian's width (here 0.09 against 0.1:
+    aliasing ~e^{−2π²σ²/Δ²}); at dx = 0.15 x_5 misses by 1.6e-4."""
     problem = Bosons(d=d)
     settings = (initial_settings(problem, np.array([0.0]), reduced=True) if d == 3
-                else GridSettings(half=2.0, n=40, dt=0.01, reduced=True))
-    run = run_grid(problem, np.array([0.0]), settings)
+                else GridSettings(half=2.0, n=40, dt=0.01, reduced=True, fold=fold))
+    geo = geometry(problem, settings)
+    assert geo.grid.folded == (d // 2 if fold else 0)
     edges = problem.marginal_edges()
+    seen = []
+    evolve(geo.psi0(), geo.grid, geo.potential, static=True, hbar=problem.hbar, m=problem.m, times=np.array([0.0]),
+           dt=0.01, order=4, observe=lambda k, mass: seen.append(geo.observe(mass, edges)))
+    (mean, var, marg), = seen
     exact = gaussian_bins(np.zeros((1, d)), np.full((1, d), problem.sigma0**2), edges)
-    assert np.abs(run.prediction.var - problem.sigma0**2).max() < 1e-12
-    assert l1(run.prediction.marginals, exact, edges).max() < 5e-6
+    assert np.abs(var - problem.sigma0**2).max() < 1e-12 and np.abs(mean).max() < 1e-12
+    assert l1(marg[None], exact, edges).max() < 5e-6
 
 
 def test_bosons_d2_variance_and_cache(tmp_path) -> None:
@@ -226,7 +235,7 @@ def test_a_huge_d_fails_fast_without_allocating(full_grid: bool) -> None:
 def test_every_grid_is_checked_before_it_runs(monkeypatch) -> None:
     """A box grown past the budget during certification is refused, not run: the start, its
     refinement and the box grown once fit a budget that the box grown twice does not."""
-    small = GridSettings(half=1.2, n=26, dt=0.0125, order=4, reduced=True)
+    small = GridSettings(half=1.2, n=26, dt=0.0125, order=4, reduced=True, fold=False)
     refined_gb = small.refined().n ** 1 * bytes_per_point("complex128", 4) / 1e9
     monkeypatch.setenv("QDBENCH_REFERENCE_GB", str(refined_gb * 1.01))
     with pytest.raises(GridTooLarge, match=f"grid of {small.grown().grown().n}\\^1 points"):
@@ -237,21 +246,23 @@ def test_bosons_d6_is_refused_with_its_memory_and_time() -> None:
     """Past the CPU's reach the refusal says, in one line, what the grid would need."""
     start = time.perf_counter()
     need = r"needs [\d.]+ GB and about [\d.]+ h \(\d+ stages at \d+ ns a point, 2 CPU cores\)"
-    with pytest.raises(GridTooLarge, match=rf"bosons d=6: its grid of \d+\^5 points {need}, budget 8 GB") as info:
+    with pytest.raises(GridTooLarge, match=rf"bosons d=6: its grid of \d+\^3·\d+\^2 points {need}, budget 8 GB") as info:
         compute_reference(Bosons(d=6), np.linspace(0, 1, 101))
     assert "\n" not in str(info.value)
     assert time.perf_counter() - start < 5
 
 
-def test_bosons_d5_plan_and_its_refusal_under_8_gb() -> None:
+def test_bosons_d5_plan_fits_folded(monkeypatch) -> None:
     """d = 5's first grid comes from the energy its repulsion can turn kinetic (ψ0's own
-    spectrum would give 80 points an axis); it runs complex64 to 1e-5, and its check run needs
-    more than the default 8 GB: refused at once, saying how much memory and time it needs."""
+    spectrum would give 80 points an axis); it runs complex64 to 1e-5 on the pair basis with
+    two folded axes, so its check run (110 points an axis) fits the default 8 GB; under 1 GB
+    it is refused at once, saying how much memory and time it needs."""
     problem, times = Bosons(d=5), np.linspace(0, 1, 101)
     start = initial_settings(problem, times, reduced=True, tol=1e-5)
     assert (start.n, start.precision, start.dt) == (88, "complex64", pytest.approx(0.01))
-    assert start.refined().n == 121
-    with pytest.raises(GridTooLarge, match=r"bosons d=5: its grid of 121\^4 points needs 8.57 GB and about 1.07 h"):
+    assert (start.refined().n, start.refined().half, start.refined().dt) == (110, 1.05 * start.half, pytest.approx(0.005))
+    monkeypatch.setenv("QDBENCH_REFERENCE_GB", "1")
+    with pytest.raises(GridTooLarge, match=r"bosons d=5: its grid of 56\^2·110\^2 points needs 1.52 GB and about"):
         compute_reference(problem, times)
 
 

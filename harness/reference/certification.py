@@ -16,15 +16,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from harness.api import Prediction, Problem
 from harness.reference.errors import BoxTooSmall, NotCertified
-from harness.reference.geometry import geometry
+from harness.reference.geometry import folded_axes, geometry
 from harness.reference.grid_settings import GridSettings
-from harness.reference.memory import check_fits
+from harness.reference.memory import check_fits, describe
 from harness.split_operator import evolve
 
 #: most mass allowed in the outer layer of the box at any scored time
@@ -36,10 +37,12 @@ TAIL_MAX = 1e-3
 
 @dataclass
 class GridRun:
-    """One grid run's prediction and what it measured about its own grid."""
+    """One grid run's prediction and what it measured about its own grid (``shape``: the
+    points it held per axis, folded axes at n/2 + 1)."""
 
     prediction: Prediction
     settings: GridSettings
+    shape: list[int]
     edge_mass: float
     spectrum_tail: float
     norm_drift: float
@@ -47,13 +50,20 @@ class GridRun:
 
     def summary(self) -> dict:
         """Settings and measurements as a JSON-able dict (kept in the reference's settings)."""
-        return {**dataclasses.asdict(self.settings), "dx": self.settings.dx, "edge_mass": self.edge_mass,
+        return {**dataclasses.asdict(self.settings), "dx": self.settings.dx, "shape": self.shape,
+                "asymmetry": self.prediction.diagnostics.get("asymmetry"),
+                "edge_mass": self.edge_mass,
                 "spectrum_tail": self.spectrum_tail, "norm_drift": self.norm_drift, "wall_s": self.wall_s}
 
 
 def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> GridRun:
     """One split-operator run on the grid ``settings`` describes, observed at ``times``
-    (sorted, ≥ 0), with moments and marginals on ``problem.marginal_edges()``."""
+    (sorted, ≥ 0), with moments and marginals on ``problem.marginal_edges()``. For identical
+    particles (``Problem.exchangeable``) every coordinate's are averaged over the coordinates,
+    the exact ones being equal (a projection: it can only bring them closer; with the centre of
+    mass split off it makes each mean exactly 0, where complex64 rounding left ~1e-6); the
+    largest relative spread of the variances before it is kept as the diagnostic
+    ``asymmetry``."""
     start = time.perf_counter()
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or (times < 0).any() or (np.diff(times) < 0).any():
@@ -69,9 +79,13 @@ def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> Gri
     prop = evolve(geo.psi0(), geo.grid, geo.potential, static=not problem.time_dependent, hbar=problem.hbar,
                   m=problem.m, times=times, dt=settings.dt, order=settings.order, observe=observe,
                   dtype=settings.precision)
-    pred = Prediction(times, mean, var, marg, edges,
-                      diagnostics={"norm_drift": prop.norm_drift, "steps": prop.steps, "stages": prop.stages})
-    return GridRun(pred, settings, prop.edge_mass, prop.spectrum_tail, prop.norm_drift,
+    diagnostics = {"norm_drift": prop.norm_drift, "steps": prop.steps, "stages": prop.stages}
+    if d > 1 and problem.exchangeable():  # the exact marginals are equal: average out rounding
+        diagnostics["asymmetry"] = float((np.abs(var - var.mean(axis=1, keepdims=True)) / var.mean(axis=1, keepdims=True)).max())
+        for a in (mean, var, marg):
+            a[:] = a.mean(axis=1, keepdims=True)
+    pred = Prediction(times, mean, var, marg, edges, diagnostics=diagnostics)
+    return GridRun(pred, settings, list(geo.grid.shape), prop.edge_mass, prop.spectrum_tail, prop.norm_drift,
                    time.perf_counter() - start)
 
 
@@ -84,20 +98,29 @@ def difference(a: Prediction, b: Prediction) -> dict[str, float]:
             "density_l1": float((np.abs(a.marginals - b.marginals) @ widths).mean())}
 
 
-def certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: float, max_runs: int):
+def certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: float, max_runs: int,
+            progress: Callable[[str], None] = lambda line: None):
     """Run, check the box and spectrum, refine and compare until the difference meets ``tol``;
     return the coarser run, the refined run, their difference and every run made.
 
     A box with edge mass above EDGE_MAX is grown, a spectrum with more than TAIL_MAX of its
     mass in the outer fifth of the Nyquist range is refined, before a certification is tried.
-    Every grid is checked against the memory budget before it runs (GridTooLarge)."""
+    Every grid is checked against the memory budget before it runs (GridTooLarge), and
+    announced to ``progress`` in one line (its points, stages, memory and expected time)."""
+    def fits(settings: GridSettings) -> None:
+        check_fits(problem, settings.n, settings.dims(problem.d), settings, folded_axes(problem, settings))
+
     def run(settings: GridSettings) -> GridRun:
-        check_fits(problem, settings.n, settings.dims(problem.d), settings)
+        fits(settings)
+        dims = settings.dims(problem.d)
+        progress(f"reference for {problem.name} d={problem.d}, grid run {len(runs) + 1}: "
+                 f"{describe(problem, settings, dims, folded_axes(problem, settings))}")
         return run_grid(problem, times, settings)
 
     for grid in (start, start.refined()):  # refuse before the first run, not after it
-        check_fits(problem, grid.n, grid.dims(problem.d), grid)
-    runs = [run(start)]
+        fits(grid)
+    runs: list[GridRun] = []
+    runs.append(run(start))
     while len(runs) < max_runs:
         base = runs[-1]
         if base.edge_mass > EDGE_MAX:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from harness.reference.memory import MIN_POINTS, check_fits
 from harness.split_operator import EDGE_LAYER
 
 #: bump when a change alters the numbers a reference produces (it invalidates the disk cache)
-ALGORITHM = "split-operator/2"
+ALGORITHM = "split-operator/3"
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Reference:
 
 def compute_reference(problem: Problem, times: np.ndarray, cache_dir: pathlib.Path | None = None, *,
                       full_grid: bool = False, tol: float | None = None, start: GridSettings | None = None,
-                      max_runs: int = 6) -> Reference:
+                      max_runs: int = 6, progress: Callable[[str], None] = lambda line: None) -> Reference:
     """The reference at ``times``: ``problem.exact`` when it has one, else a certified grid run
     that differs from its coarser twin by at most ``tol`` (relative, in every variance; by
     default 1e-6, 1e-5 on grids of 4 or more axes: ``default_tol``).
@@ -46,7 +47,8 @@ def compute_reference(problem: Problem, times: np.ndarray, cache_dir: pathlib.Pa
     ``full_grid`` forces the plain grid over all d coordinates; ``start`` overrides the first
     grid (otherwise chosen from the physics); at most ``max_runs`` grid runs are made. A grid
     past the memory budget raises GridTooLarge before anything of the grid's size (or of
-    ψ0's samples, 20 000 × d) is made; a cache entry that cannot be read is recomputed."""
+    ψ0's samples, 20 000 × d) is made; a cache entry that cannot be read is recomputed.
+    ``progress`` receives a line as each grid run starts (they can take minutes)."""
     begin = time.perf_counter()
     times = np.asarray(times, dtype=float)
     exact = problem.exact(times)
@@ -67,7 +69,7 @@ def compute_reference(problem: Problem, times: np.ndarray, cache_dir: pathlib.Pa
         prediction, meta = cached
         return Reference(prediction, meta["kind"], meta["bound"], meta["edge_mass"], meta["settings"],
                          meta["wall_s"])
-    base, check, bound, runs = certify(problem, times, start, tol, max_runs)
+    base, check, bound, runs = certify(problem, times, start, tol, max_runs, progress)
     settings = {"algorithm": ALGORITHM, "tol": tol, "reference": check.summary(), "coarser": base.summary(),
                 "runs": [r.summary() for r in runs], "edge_layer": EDGE_LAYER, "edge_max": EDGE_MAX}
     ref = Reference(check.prediction, "split-operator", bound, check.edge_mass, settings,

@@ -2,10 +2,14 @@
 whose centre of mass is a harmonic oscillator in its ground state
 (``Problem.stationary_com_frequency``), only the relative coordinates.
 
-With the orthonormal Helmert transform y = Qx, y0 = Σx_i/√d is a Gaussian of variance ħ/(2mω)
-independent of the relative coordinates y_rel, which obey a TDSE with potential V(Qᵀ[0, y_rel]).
-Each x_i = y0/√d + w_i·y_rel, so its moments follow from the grid density and its marginal is the
-grid density projected on w_i (cloud-in-cell onto a fine line) convolved with that Gaussian.
+With an orthonormal transform y = Qx whose row 0 is the centre of mass, y0 = Σx_i/√d is a
+Gaussian of variance ħ/(2mω) independent of the relative coordinates y_rel, which obey a TDSE
+with potential V(Qᵀ[0, y_rel]). Each x_i = y0/√d + w_i·y_rel, so its moments follow from the
+grid density and its marginal is the grid density projected on w_i (cloud-in-cell onto a fine
+line) convolved with that Gaussian. Q is the Helmert matrix, or, for identical particles whose
+ψ0 is even or odd under an exchange, the pair basis: the differences (x1 − x2)/√2, (x3 − x4)/√2,
+… first, which the exchanges x1 ↔ x2, x3 ↔ x4, … reflect one at a time, so that the grid folds
+those axes (harness/spectral_grid.py: 4× fewer points for d = 4, 5).
 """
 
 from __future__ import annotations
@@ -20,7 +24,49 @@ import scipy.sparse
 from harness.api import Problem
 from harness.observables import gaussian_bins
 from harness.reference.grid_settings import GridSettings
-from harness.split_operator import Grid
+from harness.spectral_grid import Grid
+
+
+def pair_basis(d: int) -> tuple[np.ndarray, int]:
+    """An orthonormal Q (d × d) with row 0 the centre of mass, rows 1 … p the pair differences
+    (x_{2k−1} − x_{2k})/√2 (p = d // 2), and the rest the Jacobi coordinates of the pairs (and
+    the odd one out) as particles of their own: each the centre of the ones before minus the
+    next. Every row but a pair's own difference is symmetric in that pair. Returns Q and p."""
+    pairs = d // 2
+    groups = [[2 * k, 2 * k + 1] for k in range(pairs)] + ([[d - 1]] if d % 2 else [])
+    q = np.zeros((d, d))
+    q[0] = 1 / math.sqrt(d)
+    for k in range(pairs):
+        q[1 + k, 2 * k], q[1 + k, 2 * k + 1] = 1 / math.sqrt(2), -1 / math.sqrt(2)
+    for k in range(1, len(groups)):
+        before = [i for g in groups[:k] for i in g]
+        row = np.zeros(d)
+        row[before] = 1 / len(before)
+        row[groups[k]] = -1 / len(groups[k])
+        q[pairs + k] = row / np.linalg.norm(row)
+    return q, pairs
+
+
+def exchange_parity(problem: Problem) -> int | None:
+    """+1 (−1) when the problem is exchangeable and swapping x1 and x2 leaves ψ0 unchanged
+    (flips its sign), checked on a few samples; None otherwise (no axis can be folded)."""
+    if problem.d < 2 or not problem.exchangeable():
+        return None
+    x = problem.sample_initial(8, np.random.default_rng(1))
+    swapped = x.copy()
+    swapped[:, [0, 1]] = x[:, [1, 0]]
+    ratio = np.asarray(problem.psi0(swapped)) / np.asarray(problem.psi0(x))
+    for parity in (1, -1):
+        if np.allclose(ratio, parity, rtol=1e-10, atol=0.0):
+            return parity
+    return None
+
+
+def folded_axes(problem: Problem, s: GridSettings) -> int:
+    """How many axes grid ``s`` folds for ``problem``: the d // 2 pair axes of a reduced grid
+    with ``s.fold``, an even n and ψ0 of definite exchange parity; else none."""
+    fold = s.reduced and s.fold and s.n % 2 == 0 and exchange_parity(problem) is not None
+    return problem.d // 2 if fold else 0
 
 
 def helmert(d: int) -> np.ndarray:
@@ -52,12 +98,11 @@ class Geometry:
 
     def evaluate(self, fn, dtype) -> np.ndarray:
         """fn(x) on every grid point as ``dtype``, in slabs of the first axis to bound memory."""
-        axis = self.grid.axis()
+        axes = [self.grid.points(a) for a in range(self.grid.dims)]
         out = np.empty(self.grid.shape, dtype=dtype)
-        per_slab = max(1, int(2**22 // (self.grid.n ** (self.grid.dims - 1) * self.problem.d**2)))
-        for lo in range(0, self.grid.n, per_slab):
-            y = np.stack(np.meshgrid(axis[lo:lo + per_slab], *[axis] * (self.grid.dims - 1),
-                                     indexing="ij"), axis=-1)
+        per_slab = max(1, int(2**22 // (math.prod(self.grid.shape[1:]) * self.problem.d**2)))
+        for lo in range(0, axes[0].size, per_slab):
+            y = np.stack(np.meshgrid(axes[0][lo:lo + per_slab], *axes[1:], indexing="ij"), axis=-1)
             x = y if self.to_x is None else y @ self.to_x
             out[lo:lo + per_slab] = np.asarray(fn(x))
         return out
@@ -71,13 +116,16 @@ class Geometry:
         return self.evaluate(lambda x: self.problem.potential(x, t), np.empty(0, self.dtype).real.dtype)
 
     def observe(self, mass: np.ndarray, edges: np.ndarray):
-        """Mean, variance and binned marginal of every x_i from the grid mass per cell."""
-        axes = [self.grid.axis()] * self.grid.dims
+        """Mean, variance and binned marginal of every x_i from the grid mass per cell (weighted
+        on folded axes, ``SplitOperator.density``)."""
         if self.to_x is None:
-            return _product_observables(axes[0], mass, edges)
+            return _product_observables(self.grid.axis(), mass, edges)
         if not self._marg:
             self._marg = [self._projection(i, edges) for i in range(self.problem.d)]
-        total, first, second = _grid_moments(axes[0], mass)
+        total, first, second = _grid_moments([self.grid.points(a) for a in range(self.grid.dims)], mass)
+        for a in range(self.grid.folded):  # a reflection symmetry: odd moments in y_a vanish
+            first[a] = 0.0
+            second[a, :a] = second[a, a + 1:] = second[:a, a] = second[a + 1:, a] = 0.0
         w = self.to_x
         mean = w.T @ first / total
         var = np.einsum("ai,ab,bi->i", w, second, w) / total - mean**2 + self.com_var
@@ -87,6 +135,7 @@ class Geometry:
             if group not in deposited:  # shared by coordinates differing only in the first axis's sign
                 summed, deposit = self._slab_deposits[group]
                 sub = mass.sum(axis=summed) if summed else mass
+                sub = self.grid.unfold(sub, tuple(a for a in range(mass.ndim) if a not in summed))
                 deposited[group] = np.column_stack([deposit @ slab for slab in sub.reshape(sub.shape[0], -1)])
             slabs = deposited[group]
             line = np.zeros(slabs.shape[0] + int(shifts.max()))
@@ -137,15 +186,14 @@ class Geometry:
         return group, shifts, scipy.sparse.csr_matrix(kernel.T)
 
 
-def _grid_moments(y: np.ndarray, mass: np.ndarray):
-    """Total, first moments Σ m y_a and second moments Σ m y_a y_b of a grid of masses with
-    the same axis ``y`` in every direction: the grid contracted with (1, y, y²) along each axis
-    in turn (one pass over the grid, a matrix product; the rest is small)."""
+def _grid_moments(axes: list[np.ndarray], mass: np.ndarray):
+    """Total, first moments Σ m y_a and second moments Σ m y_a y_b of a grid of masses on the
+    points ``axes`` (one array per axis): the grid contracted with (1, y, y²) along each axis in
+    turn (one pass over the grid, a matrix product; the rest is small)."""
     dims = mass.ndim
-    powers = np.stack([np.ones_like(y), y, y * y], axis=1)
     c = mass
-    for a in range(dims):
-        c = np.tensordot(powers, c, axes=([0], [a]))
+    for a, y in enumerate(axes):
+        c = np.tensordot(np.stack([np.ones_like(y), y, y * y], axis=1), c, axes=([0], [a]))
     c = c.transpose(tuple(reversed(range(dims))))  # c[p_0, ..., p_{dims-1}] = Σ m Π y_a^{p_a}
     unit = np.eye(dims, dtype=int)
     first = np.array([c[tuple(unit[a])] for a in range(dims)])
@@ -178,17 +226,20 @@ def _product_observables(x: np.ndarray, mass: np.ndarray, edges: np.ndarray):
 
 def geometry(problem: Problem, s: GridSettings) -> Geometry:
     """The geometry of grid ``s``: all d axes centred on the box, or (``s.reduced``) the d − 1
-    relative axes centred at 0, after checking the declared centre-of-mass separation."""
+    relative axes centred at 0, after checking the declared centre-of-mass separation; those
+    in the pair basis with the pair axes folded when ``s.fold``, n is even and ψ0 has an
+    exchange parity (``exchange_parity``), else the Helmert ones."""
     lo, hi = problem.box
     if not s.reduced:
         return Geometry(problem, Grid(problem.d, s.n, s.half, (lo + hi) / 2), None, dtype=np.dtype(s.precision))
     omega = problem.stationary_com_frequency()
     if omega is None or problem.d < 2:
         raise ValueError(f"{problem.name} declares no separable centre of mass (d = {problem.d})")
-    q = helmert(problem.d)
+    parity = exchange_parity(problem) if folded_axes(problem, s) else None
+    q, pairs = pair_basis(problem.d) if parity else (helmert(problem.d), 0)
     _check_com(problem, omega, q)
     a = problem.m * omega / problem.hbar
-    return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0), q[1:],
+    return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0, (parity,) * pairs), q[1:],
                      com_var=problem.hbar / (2 * problem.m * omega * problem.d),
                      psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
 
