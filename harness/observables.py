@@ -14,7 +14,12 @@ class SampleStatistics:
     """Per-coordinate moments and binned marginals of samples at K times, accumulated batch by
     batch: memory O(K·d·B) whatever the number of samples (a 10⁵-path prediction at d = 100
     never holds its paths). Moments merge by Chan's parallel update (stable for any batch size);
-    the histogram bins every coordinate in one vectorised pass."""
+    the histogram bins every coordinate in one vectorised pass. Two accumulators of the same
+    shape merge (``merge``), so workers can fill their own and combine them at the end.
+
+    float32 samples are binned and centred in float32 and summed in float64: measured on this
+    machine (10⁴ × 100 samples, one thread) 6 ms an ``add`` against 43 ms for the float64 path
+    with a weighted bincount, which made 10⁵ DSM paths at d = 100 spend ~40 s in ``add`` alone."""
 
     def __init__(self, n_times: int, d: int, edges: np.ndarray):
         self.edges = np.asarray(edges, dtype=float)
@@ -26,17 +31,31 @@ class SampleStatistics:
         self.hist = np.zeros((n_times, d, bins))
         self._uniform = bool(np.allclose(np.diff(self.edges), (self.edges[-1] - self.edges[0]) / bins,
                                          rtol=1e-12, atol=0))
+        # slot of coordinate i's bin b in one flat bincount: i·(B + 2) + b + 1 (one slot below
+        # and one above the edges per coordinate, dropped after counting)
+        self._offsets = np.arange(d, dtype=np.intp) * (bins + 2) + 1
 
     def add(self, k: int, samples: np.ndarray, weights: np.ndarray | None = None) -> None:
         """Add samples (n, d) of time index k (optionally weighted, e.g. importance sampling)."""
-        x = np.asarray(samples, dtype=float)
+        x = np.asarray(samples)
+        if x.dtype != np.float32:
+            x = x.astype(float)
         n, d = x.shape
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        total = w.sum()
+        if weights is None:
+            w, total = None, float(n)
+            mean = x.mean(0, dtype=np.float64) if n else np.zeros(d)
+            centre = mean.astype(x.dtype)  # Σ(x − c)² − n(mean − c)² = Σ(x − mean)²
+            dx = x - centre
+            m2 = np.einsum("ij,ij->j", dx, dx, dtype=np.float64) - n * (mean - centre) ** 2
+        else:
+            w = np.asarray(weights, dtype=float)
+            total = w.sum()
+            if n:
+                x = x.astype(float)
+                mean = (w @ x) / total
+                m2 = w @ (x - mean) ** 2
         if n == 0 or total <= 0:
             return
-        mean = (w @ x) / total
-        m2 = w @ (x - mean) ** 2
         seen = self.weight[k]
         delta = mean - self.mean[k]
         self.mean[k] += delta * (total / (seen + total))
@@ -45,29 +64,57 @@ class SampleStatistics:
         self.count[k] += n
         self.hist[k] += self._histogram(x, w)
 
-    def _histogram(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def merge(self, other: "SampleStatistics") -> None:
+        """Add everything ``other`` (same times, d and edges) has accumulated, as if its samples
+        had been added here (Chan's update, time by time)."""
+        seen, total = self.weight, other.weight
+        both = np.where(seen + total > 0, seen + total, 1.0)
+        delta = other.mean - self.mean
+        self.mean += delta * (total / both)[:, None]
+        self.m2 += other.m2 + delta**2 * (seen * total / both)[:, None]
+        self.weight = seen + total
+        self.count = self.count + other.count
+        self.hist += other.hist
+
+    def _histogram(self, x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         """Weight per (coordinate, bin) in one bincount; a sample on the last edge counts in the
-        last bin and samples outside the edges count nowhere (as numpy.histogram)."""
+        last bin and samples outside the edges (or NaN) count nowhere (as numpy.histogram)."""
         bins, lo, hi = self.edges.size - 1, self.edges[0], self.edges[-1]
         if self._uniform:  # the standard bins: one multiply instead of a binary search
-            idx = np.floor((x - lo) * (bins / (hi - lo))).astype(np.intp)
+            scale = x.dtype.type(bins / (hi - lo))
+            pos = np.floor((x - x.dtype.type(lo)) * scale)
+            pos = np.fmin(np.fmax(pos, -1), bins)  # fmax/fmin: NaN → -1 (outside)
+            np.copyto(pos, bins - 1, where=x == hi)
+            idx = pos.astype(np.intp)
         else:
             idx = np.searchsorted(self.edges, x, side="right") - 1
-        idx[x == hi] = bins - 1
-        inside = (idx >= 0) & (idx < bins)
-        flat = (np.arange(x.shape[1]) * bins + idx)[inside]
-        weights = np.broadcast_to(w[:, None], x.shape)[inside]
-        return np.bincount(flat, weights=weights, minlength=x.shape[1] * bins).reshape(-1, bins)
+            idx[x == hi] = bins - 1
+            np.clip(idx, -1, bins, out=idx)
+        idx += self._offsets[: x.shape[1]]
+        weights = None if w is None else np.broadcast_to(w[:, None], x.shape).ravel()
+        counts = np.bincount(idx.ravel(), weights=weights, minlength=x.shape[1] * (bins + 2))
+        return counts.reshape(-1, bins + 2)[:, 1:-1]
 
-    def observables(self, k: int):
-        """(mean (d,), var (d,), marginals (d, B)) at time index k."""
-        return (self.mean[k], self.m2[k] / self.weight[k],
-                self.hist[k] / self.weight[k] / np.diff(self.edges))
+    def observables(self, k: int, symmetrise: bool = False):
+        """(mean (d,), var (d,), marginals (d, B)) at time index k. ``symmetrise``: those of the
+        samples with their coordinates relabelled by every permutation at once (identical
+        particles), i.e. the average over coordinates of the marginals and of the first two
+        moments, the same for every coordinate: exactly what a random relabelling of each
+        sample gives in expectation, without its noise or its cost."""
+        mean, var = self.mean[k], self.m2[k] / self.weight[k]
+        marg = self.hist[k] / self.weight[k] / np.diff(self.edges)
+        if symmetrise:
+            d = mean.size
+            second = (var + mean**2).mean()
+            mean = np.full(d, mean.mean())
+            var = np.full(d, max(second - mean[0] ** 2, 0.0))
+            marg = np.broadcast_to(marg.mean(0), marg.shape).copy()
+        return mean, var, marg
 
-    def prediction(self, times, diagnostics=None) -> Prediction:
+    def prediction(self, times, diagnostics=None, symmetrise: bool = False) -> Prediction:
         """The Prediction at ``times`` (one per time index), with the fewest samples any time
-        had as its ``n_samples``."""
-        stats = [self.observables(k) for k in range(len(times))]
+        had as its ``n_samples``; ``symmetrise``: see ``observables``."""
+        stats = [self.observables(k, symmetrise) for k in range(len(times))]
         return Prediction(times, np.stack([s[0] for s in stats]), np.stack([s[1] for s in stats]),
                           np.stack([s[2] for s in stats]), self.edges,
                           n_samples=int(self.count.min()), diagnostics=diagnostics or {})

@@ -1,5 +1,5 @@
-"""DSM training and sampling: Euler–Maruyama paths under no_grad, the residual loss at points
-subsampled from them, Adam, and fresh trajectories for the prediction.
+"""DSM training: Euler–Maruyama paths under no_grad, the residual loss at points subsampled
+from them, Adam; the prediction (fresh trajectories) is ``sampling.predict``, called from here.
 
 One epoch (paper settings): B fresh paths X_{i+1} = X_i + (u + v)(X_i, t_i) ε + √(ħε/m) z from
 X_0 ~ |ψ0|², with ε = T/N; M of the N steps k chosen at random and at each an off-grid point
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from harness.observables import SampleStatistics, relabel
 from solvers.dsm.loss import (initial_velocities, loss_terms, probe_initial_velocities,
                               probe_network_terms)
 from solvers.dsm.nets import PairMLP
+from solvers.dsm.sampling import drift, predict, sample_paths, sampler_step  # noqa: F401
 from solvers.training import Budget, TrainingLoop, for_matmul, reuse_freed_memory, threads
 
 
@@ -34,19 +34,12 @@ def path_threads(settings, device: torch.device) -> int | None:
     return for_matmul(settings.batch, settings.width, settings.threads, small=1e7)
 
 
-def _drift(net: PairMLP, problem, x, t):
-    """(u + v)(x, t) for a batch x (B, d) at one time t (a (1, 1) tensor, so that a compiled
-    step is not specialised to each time): t·(NN_u + NN_v) + u0 + v0."""
-    out = net(x, t.expand(x.shape[0], 1))
-    return t * (out[0] + out[1]) + problem.u0(x) + problem.v0(x)
-
-
 def path_step(net, problem, eps: float):
     """step(x, t, z) -> (drift at x, next state) of Euler–Maruyama with step ``eps``, z ~ N(0, 1)."""
     kick = math.sqrt(problem.hbar / problem.m * eps)
 
     def step(x, t, z):
-        f = _drift(net, problem, x, t)
+        f = drift(net, problem, x, t)
         return f, x + f * eps + kick * z
     return step
 
@@ -73,47 +66,6 @@ def compiled(fn, enabled: bool, what: str):
                 chosen.append(fn)
         return chosen[0](*args)
     return call
-
-
-def sampler_step(net, problem, scheme: str = "heun"):
-    """step(x, drift, t, dt, kick) -> (next state, drift there) of the prediction's integrator:
-    Euler–Maruyama (``"euler"``, weak order 1) or the stochastic Heun predictor–corrector
-    (``"heun"``: weak order 2 for this additive noise, two drift evaluations a step). ``drift``
-    is the drift at x, t the next grid time and dt the step, both (1, 1) tensors (so that a
-    compiled step is specialised to neither), ``kick`` the step's noise √(ħ dt/m) z."""
-    def step(x, drift, t, dt, kick):
-        guess = x + drift * dt + kick
-        next_drift = _drift(net, problem, guess, t)
-        if scheme == "euler":
-            return guess, next_drift
-        x = x + 0.5 * (drift + next_drift) * dt + kick
-        return x, _drift(net, problem, x, t)
-    return step
-
-
-@torch.no_grad()
-def sample_paths(net, problem, x0, times, gen, record=None, scheme="heun", step=None):
-    """Paths of dX = (u + v) dt + √(ħ/m) dW from x0 (B, d) along the grid ``times`` (increasing,
-    times[0] = 0), by ``step`` (from ``sampler_step``, possibly compiled; built from ``scheme``
-    when not given).
-
-    ``record`` (bool per grid time) selects which states are returned, as a list.
-    No autograd graph is built."""
-    step = step or sampler_step(net, problem, scheme)
-    x = x0
-    out = [x] if record is None or record[0] else []
-    sqrt_ratio = math.sqrt(problem.hbar / problem.m)
-    at = torch.as_tensor(np.asarray(times), dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    dts = at[1:] - at[:-1]
-    drift = _drift(net, problem, x, at[0])
-    for i in range(len(times) - 1):
-        dt = float(times[i + 1] - times[i])
-        kick = sqrt_ratio * math.sqrt(dt) * torch.randn(x.shape, generator=gen, device=x.device,
-                                                        dtype=x.dtype)
-        x, drift = step(x, drift, at[i + 1], dts[i], kick)
-        if record is None or record[i + 1]:
-            out.append(x)
-    return out
 
 
 @torch.no_grad()
@@ -218,40 +170,6 @@ def epoch_step(net, opt, problem, X, T, settings, gen, loss=None):
     return total_u / denom, total_v / denom
 
 
-@torch.no_grad()
-def predict(net, problem, times, settings, device, seed, n_samples=None, diagnostics=None):
-    """Fresh trajectories at ``times``: steps of T/predict_N (default T/N), the grid refined
-    to hit every requested time."""
-    times = np.asarray(times, dtype=float)
-    n_samples = n_samples or settings.n_predict
-    eps = problem.T / (settings.predict_N or settings.N)
-    t_end = max(problem.T, float(times.max()))
-    base = np.linspace(0.0, t_end, int(round(t_end / eps)) + 1)
-    grid = np.sort(np.concatenate([base, times]))
-    grid = grid[np.concatenate([[True], np.diff(grid) > 1e-9])]  # merge near-equal times
-    pos = np.abs(grid[None, :] - times[:, None]).argmin(axis=1)
-    record = np.zeros(grid.size, dtype=bool)
-    record[pos] = True
-    rng = np.random.default_rng([seed, 7])
-    gen = torch.Generator(device=device).manual_seed(seed + 7)
-    dtype = next(net.parameters()).dtype
-    # moments and histograms accumulated batch by batch: memory independent of the paths
-    index = (np.cumsum(record) - 1)[pos]  # the recorded state of each requested time
-    stats = SampleStatistics(times.size, problem.d, problem.marginal_edges())
-    shuffle = np.random.default_rng([seed, 8]) if settings.relabel and problem.exchangeable() else None
-    step = compiled(sampler_step(net, problem, settings.scheme), settings.compile, "sampler step")
-    for lo in range(0, n_samples, settings.predict_batch):
-        n = min(settings.predict_batch, n_samples - lo)
-        x0 = torch.as_tensor(problem.sample_initial(n, rng), dtype=dtype, device=device)
-        with threads(for_matmul(n, settings.width, settings.threads) if device.type == "cpu" else None):
-            states = torch.stack(sample_paths(net, problem, x0, grid, gen, record, step=step))
-        batch = states.cpu().numpy()
-        batch = batch if shuffle is None else relabel(batch, shuffle)
-        for k, r in enumerate(index):
-            stats.add(k, batch[r])
-    return stats.prediction(times, diagnostics)
-
-
 def train(problem, times, settings, ctx):
     """Train u_θ, v_θ and return the Prediction at ``times`` (DSMSolver.solve's body)."""
     device = torch.device(ctx.device)
@@ -296,9 +214,12 @@ def train(problem, times, settings, ctx):
             avg.update_parameters(net)
         return (lu + lv) / 2, {"u": lu, "v": lv}
 
+    sampler = compiled(sampler_step(model, problem, settings.scheme), settings.compile,
+                       "sampler step")
+
     def predict_with(n_samples):
         return lambda diagnostics: predict(model, problem, times, settings, device, ctx.seed,
-                                           n_samples, diagnostics)
+                                           n_samples, diagnostics, sampler)
 
     budget = Budget(settings.epochs, settings.time_limit, settings.log_every, settings.blowup)
     loop = TrainingLoop("dsm", budget, ctx, sum(p.numel() for p in net.parameters()))
