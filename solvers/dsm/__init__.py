@@ -22,6 +22,8 @@ from solvers.dsm.nets import ACTIVATIONS
 D_AUTO = 8
 #: Rademacher probes per point past D_AUTO
 PROBES_AUTO = 2
+#: the d past which the prediction's paths shrink (``Settings.for_dimension``)
+D_PREDICT = 32
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Settings:
     activation: str = "tanh"  #: σ: "tanh" (paper) or "sin"
     lr: float = 1e-5  #: Adam learning rate (initial)
     lr_final: float | None = None  #: if set, exponential decay to this rate at the last epoch
+    lr_probes: float | None = None  #: if set, the initial rate where ∇(div ·) is estimated by
+    #: probes (d past D_AUTO with probes auto), in place of ``lr`` (``for_dimension``)
     ema: float = 0.0  #: if > 0, predict with an exponential moving average of the parameters,
     #: updated after every epoch with this decay (0.98: a window of ~50 epochs); 0: the last ones
     epochs: int = 10_000  #: optimiser steps (one fresh batch of paths each)
@@ -50,7 +54,9 @@ class Settings:
     compile: bool = False  #: torch.compile the loss and the path step (~30 s once; inductor
     #: fuses the elementwise work around the products; oneDNN's are kept as an opaque op)
     dtype: str = "float32"  #: "float32" (paper) or "float64"
-    threads: int = 0  #: CPU threads; 0: 1 for the small per-step matmuls of the paths, else torch's
+    threads: int = 0  #: CPU workers; 0: torch's thread count. The loss chunks and the prediction's
+    #: batches are shared by that many threads of one intra-op thread each (``LossWorkers``); the
+    #: paths' small per-step matmuls run on one thread (``path_threads``)
     n_predict: int = 10_000  #: fresh trajectories for the returned prediction
     predict_N: int = 0  #: integrator steps over [0, T] when predicting; 0: the same as N
     scheme: str = "heun"  #: prediction integrator: "heun" (weak order 2) or "euler" (the paper's
@@ -75,8 +81,10 @@ class Settings:
             raise UserError(f"dsm: M={self.M} subsampled steps cannot exceed N={self.N}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
             raise UserError(f"dsm: lr must be a positive number, got {self.lr!r}")
-        if self.lr_final is not None and not (self.lr_final > 0 and np.isfinite(self.lr_final)):
-            raise UserError(f"dsm: lr_final must be a positive number or None, got {self.lr_final!r}")
+        for key in ("lr_final", "lr_probes"):
+            value = getattr(self, key)
+            if value is not None and not (value > 0 and np.isfinite(value)):
+                raise UserError(f"dsm: {key} must be a positive number or None, got {value!r}")
         if self.probes < -1 or self.chunk < 0 or self.threads < 0 or self.predict_N < 0:
             raise UserError(f"dsm: probes, chunk, threads and predict_N must be >= 0, got "
                             f"{self.probes}, {self.chunk}, {self.threads}, {self.predict_N}")
@@ -97,15 +105,18 @@ class Settings:
             raise UserError("dsm: the func engine computes ∇(div ·) exactly; use probes=-1 or 0")
 
     def for_dimension(self, d: int) -> "Settings":
-        """The settings a run at dimension d uses. Up to d = 100 these settings as given; past
-        it the prediction's paths shrink as (100 + width)/(d + width), the cost of a path
-        (its products are O((d + width)·width)), so that the prediction's time stays that of
-        d = 100, and at any d at most 2.5·10⁵/d paths are simulated at once: at d = 100,
-        2·10⁴ quick-preset paths took 8.2 s in batches of 2500 against 9.2 s in batches of
-        10⁴ (2 idle cores; the states and activations of a smaller batch stay in cache)."""
-        shrink = min(1.0, (100 + self.width) / (d + self.width))
+        """The settings a run at dimension d uses. Up to d = D_PREDICT these settings as
+        given; past it the prediction's paths shrink as (D_PREDICT + width)/(d + width), the
+        cost of a path (its products are O((d + width)·width)), so that the prediction costs
+        what it does at D_PREDICT: at d = 100 the quick preset's 10⁵ paths took 86 s of a
+        301 s run with the machine shared (its 200 s of training are fixed by the clock, the
+        prediction is not), 7·10⁴ keep it near 10 % of a quiet run. At any d at most 2.5·10⁵/d
+        paths are simulated at once: at d = 100, 2·10⁴ paths took 8.2 s in batches of 2500
+        against 9.2 s in batches of 10⁴ (2 idle cores; a smaller batch stays in cache)."""
+        shrink = min(1.0, (D_PREDICT + self.width) / (d + self.width))
+        lr = self.lr_probes if self.lr_probes is not None and self.probes_for(d) else self.lr
         return dataclasses.replace(
-            self, n_predict=max(1000, int(self.n_predict * shrink)),
+            self, lr=lr, n_predict=max(1000, int(self.n_predict * shrink)),
             checkpoint_samples=max(200, int(self.checkpoint_samples * shrink)),
             predict_batch=min(self.predict_batch, max(256, 250_000 // d)))
 
@@ -136,7 +147,10 @@ class DSMSolver(Solver):
         # 10⁴ Euler paths, 0.0044 with these), M = 25 points a path (more, noisier epochs: d = 4
         # 0.029 → 0.016 against M = 50 on a Zen 3) and predicting with the parameters' moving
         # average (d = 2, three seeds: 0.0048–0.0053, against 0.0049–0.0157 from the last iterate)
-        "quick": dict(N=100, M=25, batch=100, width=128, lr=1e-3, epochs=100_000,
+        # Past d = 8 (probes) the rate is 3e-3: oscillator p0 = 0.5, d = 100, 200 s on the
+        # shared machine, var_rel_l2 0.072 at 1e-3 (452 epochs), 0.063 at 3e-3 (834; flat from
+        # epoch ~600), 0.065 at 1e-2 (661), 0.070 at 3e-3 decayed to 1e-4 (685).
+        "quick": dict(N=100, M=25, batch=100, width=128, lr=1e-3, lr_probes=3e-3, epochs=100_000,
                       time_limit=200.0, compile=True, n_predict=100_000, ema=0.98),
         # the published interacting-bosons settings
         "paper": dict(N=1000, M=150, batch=100, width=500, lr=1e-5, epochs=10_000, compile=True),
