@@ -254,8 +254,10 @@ class Solver(ABC):
 
     def ladder(self, problem: Problem, settings: Any) -> list[dict[str, Any]]:
         """Settings overrides from cheap to expensive (each applied on ``settings``) whose runs
-        draw this solver's work–precision line on ``problem`` (``harness sweep --ladder``);
-        [] for a solver whose line comes from its training checkpoints, or that has one cost."""
+        draw this solver's work–precision line on ``problem`` (``harness sweep --ladder``), the
+        rung that is ``settings`` itself given as {} (it is the fixed-budget table's row, the
+        others only points of the line); [] for a solver whose line comes from its training
+        checkpoints, or that has one cost."""
         return []
 
     @abstractmethod

@@ -56,6 +56,9 @@ class RunColumns:
     settings: str
     seed: int
     device: str
+    #: a rung of a work–precision ladder (``sweep --ladder``) whose settings are not the
+    #: preset's own: a point of the work–precision line, not a row of the fixed-budget table
+    ladder_rung: bool = False
     status: str = "ok"
     error: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -154,7 +154,9 @@ def _rank_section(part: pd.DataFrame) -> pd.DataFrame:
 def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
     """One row per problem × d × params × solver × preset × settings (seeds combined): the
     metrics as 'mean ± std' (one notation per column), ranked within each problem instance by
-    metrics.RANK_BY with ties where the bootstrap intervals of the means overlap."""
+    metrics.RANK_BY with ties where the bootstrap intervals of the means overlap. Ladder rungs
+    other than a preset's own settings are work–precision points, not rows: they are left out."""
+    table = table[~table.ladder_rung.astype(bool)]
     rows = []
     for section, part in table.groupby(SECTION, sort=True):
         names = labels(part)

@@ -85,6 +85,7 @@ class Job:
     seed: int
     device: str
     times: np.ndarray
+    ladder_rung: bool = False  #: see Record.ladder_rung; not part of the run key
 
     @property
     def key(self) -> str:
@@ -100,7 +101,8 @@ class Job:
                       params=json.dumps(self.problem.params(), sort_keys=True),
                       solver=self.solver.name, preset=self.preset,
                       settings=json.dumps(settings_dict(self.settings), sort_keys=True, default=str),
-                      seed=self.seed, device=self.device, ref_key=self.ref_key, **environment(),
+                      seed=self.seed, device=self.device, ladder_rung=self.ladder_rung,
+                      ref_key=self.ref_key, **environment(),
                       **fields)
 
 

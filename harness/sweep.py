@@ -52,13 +52,14 @@ class Request:
     n_times: int
     plugins: tuple[str, ...] = ()
     checkpoint_every: float | None = None  #: seconds between scored predictions during training
+    ladder_rung: bool = False  #: a ladder rung other than the preset's own settings
 
     def job(self) -> Job:
         reg = registry(self.plugins)
         problem = reg.problem(self.problem, self.d, dict(self.params))
         (job,) = plan(self.problem, problem, [reg.solver(self.solver)], self.preset,
                       dict(self.sets), self.seed, self.device, self.n_times)
-        return job
+        return dataclasses.replace(job, ladder_rung=self.ladder_rung)
 
 
 @functools.cache
@@ -108,7 +109,8 @@ def _rungs(req: Request, job: Job) -> list[Request]:
         clash = sorted(set(rung) & {k for k, _ in req.sets})
         if clash:
             raise UserError(f"--ladder varies {', '.join(clash)} of {req.solver}; do not --set it")
-        rung_req = dataclasses.replace(req, sets=tuple(sorted({**dict(req.sets), **rung}.items())))
+        rung_req = dataclasses.replace(req, sets=tuple(sorted({**dict(req.sets), **rung}.items())),
+                                       ladder_rung=bool(rung))
         rung_req.job()
         out.append(rung_req)
     return out

@@ -192,13 +192,15 @@ class CrankNicolsonSolver(Solver):
 
     def ladder(self, problem: Problem, settings: Settings) -> list[dict]:
         """Coarser and finer grids around ``settings``: points per axis × 0.5 … 1.4 and the step
-        × 4 … 0.5 together (the O(dx²) and O(dt²) errors fall together); rungs past the memory
-        budget are left out."""
+        × 4 … 0.5 together (the O(dx²) and O(dt²) errors fall together), ``settings`` itself
+        as {}; rungs past the memory budget are left out."""
         n, _, _ = settings.grid(problem)
         rungs = []
         for scale, step in LADDER:
             points = max(3, round(n * scale))
-            if memory_needed(points, problem.d) <= settings.memory_gb * 1e9:
+            if (scale, step) == (1.0, 1.0):
+                rungs.append({})
+            elif memory_needed(points, problem.d) <= settings.memory_gb * 1e9:
                 rungs.append({"points": points, "dt": settings.dt * step})
         return rungs
 

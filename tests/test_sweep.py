@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import report
 from harness.store import Store
 
 HARNESS = str(Path(sys.executable).parent / "harness")
@@ -125,6 +126,7 @@ def test_a_ladder_sweep_draws_a_work_precision_line_per_solver(tmp_path):
                     ladder=True)
     rungs = [r for r in requests if r.solver == "crank_nicolson"]
     assert len(rungs) == 4 and len({r.job().key for r in rungs}) == 4
+    assert [r.sets for r in rungs if not r.ladder_rung] == [()]  # the preset's own run
     (dsm,) = [r for r in requests if r.solver == "dsm"]
     assert dsm.checkpoint_every == LADDER_CHECKPOINT_S
     assert [r.sets for r in requests if r.solver == "static"] == [()]
@@ -132,8 +134,11 @@ def test_a_ladder_sweep_draws_a_work_precision_line_per_solver(tmp_path):
     harness("sweep", "--problem", "oscillator", "--param", "p0=0.5", "--solver", "crank_nicolson",
             "--times", "20", "--ladder", "--store", store, cwd=tmp_path)
     table = pd.read_parquet(store)
-    table = table.iloc[table.settings.map(lambda s: json.loads(s)["points"]).argsort()]
+    table = table.iloc[(-table.settings.map(lambda s: json.loads(s)["dt"])).argsort()]
     assert len(table) == 4 and (table.status == "ok").all()
+    assert table.ladder_rung.tolist() == [True, True, False, True]
+    (row,) = report.leaderboard(report.load_runs(Store(store))).itertuples()  # the preset's run only
+    assert row.solver == "crank_nicolson" and json.loads(row.settings)["points"] is None
     errors = table.var_rel_l2.to_numpy()
     assert (errors[1:] < errors[:-1]).all(), errors  # dearer rungs are more accurate
     assert errors[0] > 3 * errors[-1]

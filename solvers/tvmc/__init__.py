@@ -154,13 +154,15 @@ class TVMCSolver(Solver):
 
     def ladder(self, problem: Problem, settings: Settings) -> list[dict]:
         """Cheaper and dearer runs around ``settings``: the step × 4 … 0.5 with the Monte Carlo
-        samples ÷ 4 … × 2, whole chains' worth (both errors fall as the cost grows)."""
+        samples ÷ 4 … × 2, whole chains' worth (both errors fall as the cost grows);
+        ``settings`` itself as {}."""
         chains = settings.n_chains
 
         def samples(n: int, step: float) -> int:
             return chains * max(1, round(n / step / chains))
 
-        return [{"dt": settings.dt * step, "n_samples": samples(settings.n_samples, step),
+        return [{} if step == 1.0 else
+                {"dt": settings.dt * step, "n_samples": samples(settings.n_samples, step),
                  "n_predict": samples(settings.n_predict or settings.n_samples, step)}
                 for step in (4.0, 2.0, 1.0, 0.5) if settings.dt * step <= problem.T]
 
