@@ -151,11 +151,12 @@ class Problem(ABC):
     def grad_potential(self, x, t):
         """∇V(x, t), shape (..., d)."""
 
-    def stationary_com_frequency(self) -> float | None:
-        """ω if the centre of mass is a harmonic oscillator of frequency ω that stays in its
-        ground state while the rest depends on relative coordinates only, else None.
-
-        A reference may then solve on a grid of one dimension fewer (DESIGN §6)."""
+    def separable_com(self) -> tuple[float, float] | None:
+        """(ω, ω0) when the centre of mass y0 = Σx_i/√d separates: V = ½mω²y0² plus a function
+        of the relative coordinates only, and ψ0 = the ground state of frequency ω0 in y0 times
+        a function of them (ω0 = ω: it stays in its ground state; else it breathes, exactly
+        known); None otherwise. A reference may then solve on a grid of one dimension fewer
+        (DESIGN §6); the declaration is checked numerically there."""
         return None
 
     def exchangeable(self) -> bool:

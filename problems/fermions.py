@@ -99,10 +99,10 @@ class Fermions(Problem):
     def grad_potential(self, x, t):
         return self._bosons().grad_potential(x, t)
 
-    def stationary_com_frequency(self) -> float | None:
-        # Without a quench the Gaussian factor is the trap's COM ground state and the Vandermonde
-        # factor depends on differences only; with one, the COM's width breathes.
-        return self.omega if self.omega0 == self.omega else None
+    def separable_com(self) -> tuple[float, float] | None:
+        # The Gaussian factor of ψ0 is the ω0 trap's COM ground state times a relative part and
+        # the Vandermonde factor depends on differences only; V is the ω trap plus pair terms.
+        return self.omega, self.omega0
 
     def exchangeable(self) -> bool:
         """True: V is symmetric and ψ0 antisymmetric, so |ψ|² (hence every density, moment and

@@ -38,8 +38,8 @@ class TrapGroundState:
         """Ground-state width: Var(x_i, 0) = ħ/(2mω)."""
         return math.sqrt(self.hbar / (2 * self.m * self.omega))
 
-    def stationary_com_frequency(self) -> float | None:
-        return self.omega
+    def separable_com(self) -> tuple[float, float] | None:
+        return self.omega, self.omega
 
     def log_psi0(self, x):
         return log_psi0(x, 0.0, self.sigma0, 0.0, self.hbar)

@@ -46,7 +46,7 @@ def test_exact_matches_the_split_operator_grid(d):
 
 def test_interacting_reference_is_certified_and_every_marginal_equal():
     p = Fermions(d=2, g=1.0)
-    assert p.exact(TIMES) is None and p.stationary_com_frequency() is None
+    assert p.exact(TIMES) is None and p.separable_com() == (2.0, 1.0)  # a quench: the COM breathes
     ref = compute_reference(p, TIMES)
     assert ref.kind == "split-operator" and ref.bound["var"] <= 1e-6 and ref.edge_mass < 1e-8
     pred = ref.prediction
@@ -57,13 +57,20 @@ def test_interacting_reference_is_certified_and_every_marginal_equal():
     assert pred.var[-1, 0] > 1.5 * free[-1, 0]  # the repulsion resists the squeeze
 
 
-def test_unquenched_trap_splits_off_the_centre_of_mass():
-    p = Fermions(d=2, omega=1.0, g=1.0)
-    assert p.stationary_com_frequency() == 1.0
+@pytest.mark.parametrize("omega", [1.0, 2.0], ids=["stationary-com", "breathing-com"])
+def test_the_centre_of_mass_splits_off_with_or_without_a_quench(omega):
+    """The relative grid (folded: ψ odd in x1 − x2, sine transforms) with the centre of mass
+    added back as a Gaussian, stationary (ω0 = ω) or breathing exactly (the quench), agrees with
+    the full grid."""
+    p = Fermions(d=2, omega=omega, g=1.0)
+    assert p.separable_com() == (omega, 1.0)
     reduced = compute_reference(p, TIMES)
     full = compute_reference(p, TIMES, full_grid=True)
     assert reduced.settings["reference"]["reduced"] and not full.settings["reference"]["reduced"]
+    assert reduced.settings["reference"]["shape"] == [reduced.settings["reference"]["n"] // 2 - 1]
     np.testing.assert_allclose(reduced.prediction.var, full.prediction.var, rtol=1e-7)
+    l1 = (np.abs(reduced.prediction.marginals - full.prediction.marginals) @ np.diff(full.prediction.edges)).max()
+    assert l1 < 1e-6
 
 
 def test_psi0_is_the_normalised_antisymmetric_slater_determinant():

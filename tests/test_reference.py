@@ -178,7 +178,7 @@ def test_reduced_initial_state_is_exact(d: int, fold: bool) -> None:
     edges = problem.marginal_edges()
     seen = []
     evolve(geo.psi0(), geo.grid, geo.potential, static=True, hbar=problem.hbar, m=problem.m, times=np.array([0.0]),
-           dt=0.01, order=4, observe=lambda k, mass: seen.append(geo.observe(mass, edges)))
+           dt=0.01, order=4, observe=lambda k, mass: seen.append(geo.observe(mass, edges, 0.0)))
     (mean, var, marg), = seen
     exact = gaussian_bins(np.zeros((1, d)), np.full((1, d), problem.sigma0**2), edges)
     assert np.abs(var - problem.sigma0**2).max() < 1e-12 and np.abs(mean).max() < 1e-12

@@ -74,7 +74,7 @@ def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> Gri
     mean, var, marg = np.empty((k, d)), np.empty((k, d)), np.empty((k, d, edges.size - 1))
 
     def observe(idx: int, mass: np.ndarray) -> None:
-        mean[idx], var[idx], marg[idx] = geo.observe(mass, edges)
+        mean[idx], var[idx], marg[idx] = geo.observe(mass, edges, float(times[idx]))
 
     prop = evolve(geo.psi0(), geo.grid, geo.potential, static=not problem.time_dependent, hbar=problem.hbar,
                   m=problem.m, times=times, dt=settings.dt, order=settings.order, observe=observe,

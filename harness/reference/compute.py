@@ -55,7 +55,7 @@ def compute_reference(problem: Problem, times: np.ndarray, cache_dir: pathlib.Pa
     if exact is not None:
         return Reference(exact, "exact", {"mean": 0.0, "var": 0.0, "density_l1": 0.0}, 0.0,
                          {"source": "exact"}, time.perf_counter() - begin)
-    reduced = not full_grid and problem.d > 1 and problem.stationary_com_frequency() is not None
+    reduced = not full_grid and problem.d > 1 and problem.separable_com() is not None
     dims = problem.d - 1 if reduced else problem.d
     check_fits(problem, MIN_POINTS, dims)
     tol = default_tol(dims) if tol is None else tol

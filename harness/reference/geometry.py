@@ -1,10 +1,11 @@
 """What a reference grid holds and how it is observed (DESIGN §6): all of x, or, for a problem
 whose centre of mass is a harmonic oscillator in its ground state
-(``Problem.stationary_com_frequency``), only the relative coordinates.
+(``Problem.separable_com``), only the relative coordinates.
 
 With an orthonormal transform y = Qx whose row 0 is the centre of mass, y0 = Σx_i/√d is a
-Gaussian of variance ħ/(2mω) independent of the relative coordinates y_rel, which obey a TDSE
-with potential V(Qᵀ[0, y_rel]). Each x_i = y0/√d + w_i·y_rel, so its moments follow from the
+Gaussian independent of the relative coordinates y_rel (the ground state of the ω0 trap evolving
+in the ω trap: variance ħ/(2mω0)·(cos²ωt + (ω0/ω)² sin²ωt)), which obey a TDSE with potential
+V(Qᵀ[0, y_rel]). Each x_i = y0/√d + w_i·y_rel, so its moments follow from the
 grid density and its marginal is the grid density projected on w_i (cloud-in-cell onto a fine
 line) convolved with that Gaussian. Q is the Helmert matrix, or, for identical particles whose
 ψ0 is even or odd under an exchange, the pair basis: the differences (x1 − x2)/√2, (x3 − x4)/√2,
@@ -83,18 +84,32 @@ def helmert(d: int) -> np.ndarray:
 @dataclass
 class Geometry:
     """The grid and the map from its points y (..., dims) to x (..., d): x = y on the full grid,
-    or x = Qᵀ[0, y] with the centre of mass split off (``com_var`` = ħ/(2mωd) is then added
-    back to every coordinate, and ψ on the grid is ψ0 / φ0(0), φ0 the COM ground state).
-    ψ is held at ``dtype`` (complex128 or complex64), V at the matching real precision."""
+    or x = Qᵀ[0, y] with the centre of mass split off (``com`` = (ω, ω0); ``com_var(t)`` is
+    then added back to every coordinate, and ψ on the grid is ψ0 / φ0(0), φ0 the COM's initial
+    ground state). ψ is held at ``dtype`` (complex128 or complex64), V at the matching real
+    precision."""
 
     problem: Problem
     grid: Grid
     to_x: np.ndarray | None  # (dims, d) or None for the identity
-    com_var: float = 0.0
+    com: tuple[float, float] | None = None
     psi_scale: float = 1.0  # 1 / φ0(y0 = 0) of the COM ground state
     dtype: np.dtype = np.dtype(np.complex128)
     _marg: list = field(default_factory=list)
     _slab_deposits: dict = field(default_factory=dict)
+    _kernels: dict = field(default_factory=dict)
+
+    def com_var(self, t: float) -> float:
+        """What the centre of mass adds to each Var(x_i) at time t: Var(y0)/d."""
+        if self.com is None:
+            return 0.0
+        omega, omega0 = self.com
+        p = self.problem
+        return p.hbar / (2 * p.m * omega0 * p.d) * (math.cos(omega * t) ** 2 + (omega0 / omega * math.sin(omega * t)) ** 2)
+
+    def _com_var_min(self) -> float:
+        omega, omega0 = self.com
+        return self.com_var(0.0) * min(1.0, (omega0 / omega) ** 2)
 
     def evaluate(self, fn, dtype) -> np.ndarray:
         """fn(x) on every grid point as ``dtype``, in slabs of the first axis to bound memory."""
@@ -115,9 +130,9 @@ class Geometry:
     def potential(self, t: float) -> np.ndarray:
         return self.evaluate(lambda x: self.problem.potential(x, t), np.empty(0, self.dtype).real.dtype)
 
-    def observe(self, mass: np.ndarray, edges: np.ndarray):
-        """Mean, variance and binned marginal of every x_i from the grid mass per cell (weighted
-        on folded axes, ``SplitOperator.density``)."""
+    def observe(self, mass: np.ndarray, edges: np.ndarray, t: float):
+        """Mean, variance and binned marginal of every x_i at time t from the grid mass per cell
+        (weighted on folded axes, ``SplitOperator.density``)."""
         if self.to_x is None:
             return _product_observables(self.grid.axis(), mass, edges)
         if not self._marg:
@@ -128,10 +143,11 @@ class Geometry:
             second[a, :a] = second[a, a + 1:] = second[:a, a] = second[a + 1:, a] = 0.0
         w = self.to_x
         mean = w.T @ first / total
-        var = np.einsum("ai,ab,bi->i", w, second, w) / total - mean**2 + self.com_var
+        com_var = self.com_var(t)
+        var = np.einsum("ai,ab,bi->i", w, second, w) / total - mean**2 + com_var
         marg = np.empty((self.problem.d, edges.size - 1))
         deposited = {}
-        for i, (group, shifts, kernel) in enumerate(self._marg):
+        for i, (group, shifts, nodes, smoothing) in enumerate(self._marg):
             if group not in deposited:  # shared by coordinates differing only in the first axis's sign
                 summed, deposit = self._slab_deposits[group]
                 sub = mass.sum(axis=summed) if summed else mass
@@ -141,13 +157,21 @@ class Geometry:
             line = np.zeros(slabs.shape[0] + int(shifts.max()))
             for k, shift in enumerate(shifts):
                 line[shift:shift + slabs.shape[0]] += slabs[:, k]
-            marg[i] = kernel @ line
+            key = (i, com_var)
+            if key not in self._kernels:
+                if self.com[0] != self.com[1]:  # a breathing centre of mass: one time each
+                    self._kernels.clear()
+                kernel = gaussian_bins(nodes[:, None], np.full((nodes.size, 1), com_var - smoothing), edges)[:, 0]
+                kernel[kernel < 1e-30] = 0.0  # far tails: negligible; a node reaches a few bins only
+                self._kernels[key] = scipy.sparse.csr_matrix(kernel.T)
+            marg[i] = self._kernels[key] @ line
         return mean, var, marg
 
     def _projection(self, i: int, edges: np.ndarray):
         """For x_i, whose relative part is s = w_i·y: the deposition of the grid mass onto a
-        fine line in s (node spacing h ≤ min(dx, σ_COM)/64) and the kernel taking the line's
-        node masses to bin averages of the density convolved with the COM Gaussian.
+        fine line in s (node spacing h ≤ min(dx, σ_COM)/64, σ_COM its least over time) and what
+        the kernel taking the line's node masses to bin averages of the density convolved with
+        the COM Gaussian is built from (``observe`` builds it for the time's σ_COM).
 
         The axes x_i does not depend on are summed out first. The first remaining axis moves s
         by whole nodes (h divides |w_0|·dx), so only one slab of it is deposited linearly
@@ -155,13 +179,13 @@ class Geometry:
         slab and by coordinates with the same slab weights), each slab's line then shifted by
         its whole number of nodes. Linear deposition widens a point by h²·f(1 − f) at fraction
         f between nodes, on average over the slab taken back by the kernel; the rest is ~1e-6
-        in L1. Returns the deposition's key, each slab's shift and the kernel."""
+        in L1. Returns the deposition's key, each slab's shift, the nodes and that widening."""
         w_all = self.to_x[:, i]
         keep = np.flatnonzero(np.abs(w_all) > 1e-12)
         summed = tuple(int(a) for a in np.flatnonzero(np.abs(w_all) <= 1e-12))
         axis, dx = self.grid.axis(), self.grid.dx
         w0, w_slab = w_all[keep[0]], w_all[keep[1:]]
-        q = math.ceil(abs(w0) * dx / (min(dx, math.sqrt(self.com_var)) / 64))
+        q = math.ceil(abs(w0) * dx / (min(dx, math.sqrt(self._com_var_min())) / 64))
         h = abs(w0) * dx / q
         s = np.zeros((axis.size,) * w_slab.size)
         for j, wa in enumerate(w_slab):
@@ -180,10 +204,7 @@ class Geometry:
         shifts = q * steps
         lowest = s.min() + min(w0 * axis[0], w0 * axis[-1])
         nodes = lowest + h * np.arange(self._slab_deposits[group][1].shape[0] + int(shifts.max()))
-        smoothing = h**2 * float(np.mean(frac * (1 - frac)))
-        kernel = gaussian_bins(nodes[:, None], np.full((nodes.size, 1), self.com_var - smoothing), edges)[:, 0]
-        kernel[kernel < 1e-30] = 0.0  # far tails: negligible; a node reaches a few bins only
-        return group, shifts, scipy.sparse.csr_matrix(kernel.T)
+        return group, shifts, nodes, h**2 * float(np.mean(frac * (1 - frac)))
 
 
 def _grid_moments(axes: list[np.ndarray], mass: np.ndarray):
@@ -232,24 +253,24 @@ def geometry(problem: Problem, s: GridSettings) -> Geometry:
     lo, hi = problem.box
     if not s.reduced:
         return Geometry(problem, Grid(problem.d, s.n, s.half, (lo + hi) / 2), None, dtype=np.dtype(s.precision))
-    omega = problem.stationary_com_frequency()
-    if omega is None or problem.d < 2:
+    com = problem.separable_com()
+    if com is None or problem.d < 2:
         raise ValueError(f"{problem.name} declares no separable centre of mass (d = {problem.d})")
+    omega, omega0 = com
     parity = exchange_parity(problem) if folded_axes(problem, s) else None
     q, pairs = pair_basis(problem.d) if parity else (helmert(problem.d), 0)
-    _check_com(problem, omega, q)
-    a = problem.m * omega / problem.hbar
+    _check_com(problem, omega, omega0, q)
+    a = problem.m * omega0 / problem.hbar
     return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0, (parity,) * pairs), q[1:],
-                     com_var=problem.hbar / (2 * problem.m * omega * problem.d),
-                     psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
+                     com=(omega, omega0), psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
 
 
-def _check_com(problem: Problem, omega: float, q: np.ndarray) -> None:
+def _check_com(problem: Problem, omega: float, omega0: float, q: np.ndarray) -> None:
     """Check the declared separation at a few points: V(Qᵀ[a, r]) − V(Qᵀ[0, r]) = ½mω²a² and
-    ψ0(Qᵀ[a, r]) / ψ0(Qᵀ[0, r]) = exp(−mωa²/2ħ), i.e. a COM ground state centred at 0."""
+    ψ0(Qᵀ[a, r]) / ψ0(Qᵀ[0, r]) = exp(−mω0a²/2ħ), i.e. a COM ground state of ω0 centred at 0."""
     rng = np.random.default_rng(0)
     r = problem.sample_initial(8, rng) @ q[1:].T
-    sigma = math.sqrt(problem.hbar / (2 * problem.m * omega))
+    sigma = math.sqrt(problem.hbar / (2 * problem.m * omega0))
     for a in (0.7 * sigma, -2.0 * sigma):
         shifted, centred = np.column_stack([np.full(8, a), r]) @ q, np.column_stack([np.zeros(8), r]) @ q
         for t in (0.0, 0.37 * problem.T, problem.T):
@@ -257,6 +278,6 @@ def _check_com(problem: Problem, omega: float, q: np.ndarray) -> None:
             if not np.allclose(dv, 0.5 * problem.m * omega**2 * a**2, rtol=1e-8, atol=1e-12):
                 raise ValueError(f"{problem.name}: the potential does not separate off a COM oscillator")
         ratio = problem.psi0(shifted) / problem.psi0(centred)
-        if not np.allclose(ratio, math.exp(-problem.m * omega * a**2 / (2 * problem.hbar)), rtol=1e-8):
+        if not np.allclose(ratio, math.exp(-problem.m * omega0 * a**2 / (2 * problem.hbar)), rtol=1e-8):
             raise ValueError(f"{problem.name}: ψ0 is not the COM ground state times a relative part")
 
