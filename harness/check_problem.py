@@ -1,6 +1,7 @@
 """Conformance checks of a Problem class (DESIGN §3): ∇V against V and u0, v0 against ψ0 by
 central finite differences on numpy, torch and jax (float64) arrays, ψ0 normalised and sampled
-by ``sample_initial``, the box holding the state, ``exchangeable`` and ``exact``.
+by ``sample_initial``, the box holding the state, ``exchangeable``, a declared
+``separable_com`` and ``exact``.
 
 Integrals of |ψ0|² are a tensor-product quadrature on twice the box for d ≤ 2, importance
 sampling from a widened Gaussian fitted to ``sample_initial`` beyond; both give the same
@@ -178,7 +179,8 @@ def check_problem(cls: type[Problem], params: Mapping[str, Any] | None = None) -
             problems.append(problem)
     checks = (("construct", _construct), ("grad_potential", _grad_potential),
               ("psi0_normalised", _normalised), ("sample_initial", _sampler), ("u0", _osmotic),
-              ("v0", _current), ("box", _box), ("exchangeable", _exchangeable), ("exact", _exact))
+              ("v0", _current), ("box", _box), ("exchangeable", _exchangeable),
+              ("separable_com", _separable_com), ("exact", _exact))
     for problem in problems:
         inst = _Instance(problem)
         results += run_checks((f"{name} (d={problem.d})", lambda fn=fn, inst=inst: fn(inst))
@@ -298,6 +300,23 @@ def _exchangeable(inst: _Instance) -> str:
         raise CheckFailed(f"exchangeable() returned {answer!r} ({type(answer).__name__}), "
                           f"not a bool")
     return f"exchangeable() = {answer}"
+
+
+def _separable_com(inst: _Instance) -> str:
+    from harness.reference.geometry import check_com, helmert
+
+    p = inst.problem
+    declared = p.separable_com()
+    if declared is None:
+        return "none declared (a reference solves all d coordinates)"
+    if p.d < 2:
+        return f"declared {declared}; nothing to split off at d = 1"
+    try:
+        check_com(p, *declared, helmert(p.d))
+    except ValueError as exc:
+        raise CheckFailed(f"separable_com() = {declared}, but {exc}") from None
+    return (f"(ω, ω0) = {declared}: V separates off ½mω²y0² and ψ0 off the ω0 ground state "
+            f"(8 points, 2 shifts of y0, 3 times)")
 
 
 def _exact(inst: _Instance) -> str:

@@ -259,13 +259,13 @@ def geometry(problem: Problem, s: GridSettings) -> Geometry:
     omega, omega0 = com
     parity = exchange_parity(problem) if folded_axes(problem, s) else None
     q, pairs = pair_basis(problem.d) if parity else (helmert(problem.d), 0)
-    _check_com(problem, omega, omega0, q)
+    check_com(problem, omega, omega0, q)
     a = problem.m * omega0 / problem.hbar
     return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0, (parity,) * pairs), q[1:],
                      com=(omega, omega0), psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
 
 
-def _check_com(problem: Problem, omega: float, omega0: float, q: np.ndarray) -> None:
+def check_com(problem: Problem, omega: float, omega0: float, q: np.ndarray) -> None:
     """Check the declared separation at a few points: V(Qᵀ[a, r]) − V(Qᵀ[0, r]) = ½mω²a² and
     ψ0(Qᵀ[a, r]) / ψ0(Qᵀ[0, r]) = exp(−mω0a²/2ħ), i.e. a COM ground state of ω0 centred at 0."""
     rng = np.random.default_rng(0)

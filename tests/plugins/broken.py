@@ -175,10 +175,22 @@ class PhaseOfOtherSign(Oscillator):
         return log_abs, -phase
 
 
+@dataclass(frozen=True)
+class WrongCentreOfMass(Oscillator):
+    """Declares a centre of mass in a trap of twice the real frequency."""
+
+    name = "broken_com"
+    variants = {}
+
+    def separable_com(self):
+        return 2 * self.omega, self.omega
+
+
 BROKEN = {
     WrongTimes: "solve", OtherBins: "solve", Unseeded: "reproducible", NoBetter: "beats_static",
     AcceptsNonsense: "settings_refuse_nonsense", NoPresets: "contract", BareSupports: "supports",
     Crashes: "solve",
     WrongGradient: "grad_potential", Unnormalised: "psi0_normalised", WideSampler: "sample_initial",
     FlippedOsmotic: "u0", NumpyOnly: "v0", SmallBox: "box", PhaseOfOtherSign: "v0",
+    WrongCentreOfMass: "separable_com",
 }
