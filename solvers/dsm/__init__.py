@@ -23,7 +23,7 @@ D_AUTO = 8
 #: Rademacher probes per point past D_AUTO
 PROBES_AUTO = 2
 #: the d past which the prediction's paths shrink (``Settings.for_dimension``)
-D_PREDICT = 32
+D_PREDICT = 8
 
 
 @dataclass
@@ -108,9 +108,10 @@ class Settings:
         """The settings a run at dimension d uses. Up to d = D_PREDICT these settings as
         given; past it the prediction's paths shrink as (D_PREDICT + width)/(d + width), the
         cost of a path (its products are O((d + width)·width)), so that the prediction costs
-        what it does at D_PREDICT: at d = 100 the quick preset's 10⁵ paths took 86 s of a
-        301 s run with the machine shared (its 200 s of training are fixed by the clock, the
-        prediction is not), 7·10⁴ keep it near 10 % of a quiet run. At any d at most 2.5·10⁵/d
+        what it does at D_PREDICT: with the machine shared the quick preset's 10⁵ paths took
+        86 s of a 301 s run at d = 100 and 65 s of 268 s at d = 32 (the 200 s of training
+        are fixed by the clock, the prediction is not); 6·10⁴ and 8.5·10⁴ paths keep it near
+        10 % of a quiet run. At any d at most 2.5·10⁵/d
         paths are simulated at once: at d = 100, 2·10⁴ paths took 8.2 s in batches of 2500
         against 9.2 s in batches of 10⁴ (2 idle cores; a smaller batch stays in cache)."""
         shrink = min(1.0, (D_PREDICT + self.width) / (d + self.width))

@@ -16,14 +16,16 @@ import torch
 from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import (compiled, epoch_step, loss_function, path_step, path_threads,
-                               training_points)
+from solvers.dsm.train import (compiled, epoch_step, loss_function, loss_workers, path_step,
+                               path_threads, training_points)
 from solvers.training import reuse_freed_memory, threads
 
 
-def epoch(problem, s: Settings) -> Callable[[], float]:
+def epoch(problem, s: Settings, workers: bool = False) -> Callable[[], float]:
     """A function that runs one epoch of settings ``s`` on ``problem`` (CPU) and returns its
-    loss; the first call compiles."""
+    loss; the first call compiles. ``workers``: share the loss chunks among the solver's
+    LossWorkers (as a run does); else one chunk after another on torch's threads (the
+    side-by-side comparison with the official code's epoch)."""
     reuse_freed_memory()  # as the solver does on the CPU
     net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
@@ -31,12 +33,14 @@ def epoch(problem, s: Settings) -> Callable[[], float]:
     rng = np.random.default_rng(0)
     loss_fn = loss_function(net, problem, s)
     step = compiled(path_step(net, problem, problem.T / s.N), s.compile, "path step")
+    pool = loss_workers(s, torch.device("cpu")) if workers else None
 
     def run() -> float:
         x0 = torch.as_tensor(problem.sample_initial(s.batch, rng), dtype=torch.float32)
         with threads(path_threads(s, torch.device("cpu"))):  # the solver's own policy
             X, T = training_points(net, problem, x0, s.N, s.M, gen, cpu_gen, step)
-        lu, lv = epoch_step(net, opt, problem, X, T, s, gen, loss_fn)
+        with threads(1 if pool else None):
+            lu, lv = epoch_step(net, opt, problem, X, T, s, gen, loss_fn, pool)
         return float(lu + lv)
     return run
 
@@ -52,7 +56,7 @@ def main(preset: str, dims: list[int], rounds: int = 5) -> None:
     for d in dims:
         problem = Oscillator(d=d, p0=0.5)
         s = Settings(**DSMSolver.presets[preset]).for_dimension(d)
-        run = epoch(problem, s)
+        run = epoch(problem, s, workers=True)
         run()
         times = []
         for _ in range(rounds):

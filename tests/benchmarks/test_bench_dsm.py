@@ -1,5 +1,8 @@
-"""One DSM training epoch at the paper's hyperparameters (N = 1000, batch 100, M = 150,
-width 500, Adam): fresh paths, loss points, loss, backward, optimiser step.
+"""One DSM training epoch (fresh paths, loss points, loss, backward, optimiser step) at the
+paper's hyperparameters (N = 1000, batch 100, M = 150, width 500, Adam) on bosons, and at the
+quick preset's on the moving oscillator from d = 2 to 100: the exact O(d²) ∇(div ·) at d = 2, 4
+and 8, Hutchinson's probes (the O(d) path) at d = 8, 32 and 100, so that the per-epoch cost's
+growth with d is read off one table (issue 19: at most 15× from d = 8 to 100 with probes).
 
 Skipped by default (addopts has --benchmark-skip); run with
 ``pytest tests/benchmarks/test_bench_dsm.py --benchmark-only``. The same epoch beside the official
@@ -11,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from dsm_epoch import paper_epoch
-from solvers.dsm import DSMSolver, Settings
+from dsm_epoch import epoch, paper_epoch
+from problems import Oscillator
+from solvers.dsm import PROBES_AUTO, DSMSolver, Settings
 from solvers.dsm.nets import ONEDNN_DEFAULT, dnn_weight_grad, linear
 from solvers.dsm.train import auto_chunk, chunking, path_threads
 from solvers.training import threads
@@ -21,6 +25,18 @@ from solvers.training import threads
 @pytest.mark.parametrize("d", [2, 4])
 def test_bench_paper_epoch(benchmark, d):
     loss = benchmark.pedantic(paper_epoch(d), rounds=3, warmup_rounds=1, iterations=1)
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("d,probes", [(2, -1), (4, -1), (8, -1), (8, PROBES_AUTO),
+                                      (32, PROBES_AUTO), (100, PROBES_AUTO)])
+def test_bench_quick_epoch(benchmark, d, probes):
+    """One quick-preset epoch (compiled, the solver's settings at d) on the oscillator, p0 = 0.5;
+    probes -1: exact ∇(div ·), else that many Rademacher probes a point."""
+    s = Settings(**{**DSMSolver.presets["quick"], "probes": probes}).for_dimension(d)
+    run = epoch(Oscillator(d=d, p0=0.5), s, workers=True)
+    benchmark.extra_info.update(d=d, probes=s.probes_for(d))
+    loss = benchmark.pedantic(run, rounds=5, warmup_rounds=1, iterations=1)
     assert np.isfinite(loss)
 
 
