@@ -18,6 +18,11 @@ import numpy as np
 import scipy.fft as sfft
 
 
+def kept_points(n: int, parity: int) -> int:
+    """Points a folded axis of an n-point grid keeps: n/2 + 1 when even, n/2 − 1 when odd."""
+    return n // 2 + 1 if parity > 0 else n // 2 - 1
+
+
 @dataclass(frozen=True)
 class Grid:
     """``n`` points per axis on ``dims`` axes, spacing 2·half/n; the leading ``len(parity)``
@@ -58,7 +63,7 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self._index(a).size for a in range(self.dims))
+        return tuple(kept_points(self.n, p) for p in self.parity) + (self.n,) * (self.dims - self.folded)
 
     @property
     def size(self) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.api import Prediction, Problem
 from harness.reference.errors import BoxTooSmall, NotCertified
-from harness.reference.geometry import folded_axes, geometry
+from harness.reference.geometry import fold_parities, geometry
 from harness.reference.grid_settings import GridSettings
 from harness.reference.memory import check_fits, describe
 from harness.split_operator import evolve
@@ -107,14 +107,15 @@ def certify(problem: Problem, times: np.ndarray, start: GridSettings, tol: float
     mass in the outer fifth of the Nyquist range is refined, before a certification is tried.
     Every grid is checked against the memory budget before it runs (GridTooLarge), and
     announced to ``progress`` in one line (its points, stages, memory and expected time)."""
-    def fits(settings: GridSettings) -> None:
-        check_fits(problem, settings.n, settings.dims(problem.d), settings, folded_axes(problem, settings))
+    def fits(settings: GridSettings) -> tuple[int, ...]:
+        parity = fold_parities(problem, settings)
+        check_fits(problem, settings.n, settings.dims(problem.d), settings, parity)
+        return parity
 
     def run(settings: GridSettings) -> GridRun:
-        fits(settings)
-        dims = settings.dims(problem.d)
+        parity = fits(settings)
         progress(f"reference for {problem.name} d={problem.d}, grid run {len(runs) + 1}: "
-                 f"{describe(problem, settings, dims, folded_axes(problem, settings))}")
+                 f"{describe(problem, settings, settings.dims(problem.d), parity)}")
         return run_grid(problem, times, settings)
 
     for grid in (start, start.refined()):  # refuse before the first run, not after it

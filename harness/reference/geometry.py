@@ -63,11 +63,14 @@ def exchange_parity(problem: Problem) -> int | None:
     return None
 
 
-def folded_axes(problem: Problem, s: GridSettings) -> int:
-    """How many axes grid ``s`` folds for ``problem``: the d // 2 pair axes of a reduced grid
-    with ``s.fold``, an even n and ψ0 of definite exchange parity; else none."""
-    fold = s.reduced and s.fold and s.n % 2 == 0 and exchange_parity(problem) is not None
-    return problem.d // 2 if fold else 0
+def fold_parities(problem: Problem, s: GridSettings) -> tuple[int, ...]:
+    """The parities of the axes grid ``s`` folds for ``problem``: ψ0's exchange parity on each
+    of the d // 2 pair axes of a reduced grid with ``s.fold``, an even n and ψ0 of definite
+    exchange parity; else none."""
+    if not (s.reduced and s.fold and s.n % 2 == 0):
+        return ()
+    parity = exchange_parity(problem)
+    return () if parity is None else (parity,) * (problem.d // 2)
 
 
 def helmert(d: int) -> np.ndarray:
@@ -257,11 +260,11 @@ def geometry(problem: Problem, s: GridSettings) -> Geometry:
     if com is None or problem.d < 2:
         raise ValueError(f"{problem.name} declares no separable centre of mass (d = {problem.d})")
     omega, omega0 = com
-    parity = exchange_parity(problem) if folded_axes(problem, s) else None
-    q, pairs = pair_basis(problem.d) if parity else (helmert(problem.d), 0)
+    parities = fold_parities(problem, s)
+    q = pair_basis(problem.d)[0] if parities else helmert(problem.d)
     check_com(problem, omega, omega0, q)
     a = problem.m * omega0 / problem.hbar
-    return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0, (parity,) * pairs), q[1:],
+    return Geometry(problem, Grid(problem.d - 1, s.n, s.half, 0.0, parities), q[1:],
                      com=(omega, omega0), psi_scale=(math.pi / a) ** 0.25, dtype=np.dtype(s.precision))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from harness.api import Problem
 from harness.reference.errors import GridTooLarge
 from harness.reference.grid_settings import GridSettings
+from harness.spectral_grid import kept_points
 from harness.split_operator import composition, phase_arrays
 
 #: fewest points per axis of any grid run (none resolves a state with fewer): the floor checked
@@ -44,38 +45,41 @@ def _scaled(log10_value: float) -> str:
     return f"{10**log10_value:.3g}" if log10_value < 300 else f"10^{math.floor(log10_value)}"
 
 
-def _shape(n: int, dims: int, folded: int) -> str:
+def _shape(n: int, dims: int, parity: tuple[int, ...]) -> str:
     """The grid's points as a product, folded axes first: 56^2·110^2."""
-    return "·".join(f"{size}^{count}" for size, count in ((n // 2 + 1, folded), (n, dims - folded)) if count)
+    sizes = [kept_points(n, p) for p in parity]
+    counts = [(size, sizes.count(size)) for size in dict.fromkeys(sizes)] + [(n, dims - len(parity))]
+    return "·".join(f"{size}^{count}" for size, count in counts if count)
 
 
-def _log10_points(n: int, dims: int, folded: int) -> float:
-    return (dims - folded) * math.log10(n) + folded * math.log10(n // 2 + 1)
+def _log10_points(n: int, dims: int, parity: tuple[int, ...]) -> float:
+    return (dims - len(parity)) * math.log10(n) + sum(math.log10(kept_points(n, p)) for p in parity)
 
 
-def _log10_hours(problem: Problem, settings: GridSettings, log10_points: float, folded: int) -> tuple[float, int, float]:
+def _log10_hours(problem: Problem, settings: GridSettings, log10_points: float, folded: bool) -> tuple[float, int, float]:
     """log10 of the hours a run takes, its stages and the cost of a point a stage (seconds)."""
     stages = math.ceil(problem.T / settings.dt - 1e-9) * composition(settings.order).size
     cost = SECONDS_PER_POINT_STAGE[settings.precision] * (FOLDED_COST if folded else 1.0)
     return log10_points + math.log10(stages * cost / 3600), stages, cost
 
 
-def describe(problem: Problem, settings: GridSettings, dims: int, folded: int) -> str:
+def describe(problem: Problem, settings: GridSettings, dims: int, parity: tuple[int, ...]) -> str:
     """One line on a grid run about to start: its points, stages, memory and expected time."""
-    log10_points = _log10_points(settings.n, dims, folded)
+    log10_points = _log10_points(settings.n, dims, parity)
     gb = 10 ** (log10_points - 9) * bytes_per_point(settings.precision, settings.order)
-    log10_hours, stages, _ = _log10_hours(problem, settings, log10_points, folded)
-    return (f"{_shape(settings.n, dims, folded)} points, {stages} stages: {gb:.2g} GB, "
+    log10_hours, stages, _ = _log10_hours(problem, settings, log10_points, bool(parity))
+    return (f"{_shape(settings.n, dims, parity)} points, {stages} stages: {gb:.2g} GB, "
             f"about {_scaled(log10_hours + math.log10(60))} min on 2 CPU cores")
 
 
-def check_fits(problem: Problem, n: int, dims: int, settings: GridSettings | None = None, folded: int = 0) -> None:
+def check_fits(problem: Problem, n: int, dims: int, settings: GridSettings | None = None,
+               parity: tuple[int, ...] = ()) -> None:
     """Raise GridTooLarge when a grid run of ``n``^``dims`` points with ``settings`` passes the
-    budget (``folded`` axes hold n/2 + 1 points); without ``settings`` it is the MIN_POINTS
+    budget (the first axes folded with ``parity``, ``kept_points`` each); without ``settings`` it is the MIN_POINTS
     floor, at the fewest bytes a point any run takes (the message then says "at least")."""
     per_point = (bytes_per_point(settings.precision, settings.order) if settings
                  else bytes_per_point("complex64", 2))
-    log10_points = _log10_points(n, dims, folded)
+    log10_points = _log10_points(n, dims, parity)
     log10_need = log10_points + math.log10(per_point)
     budget = memory_budget_gb()
     if budget > 0 and log10_need <= math.log10(budget) + 9:
@@ -83,7 +87,7 @@ def check_fits(problem: Problem, n: int, dims: int, settings: GridSettings | Non
     least = "" if settings else "at least "
     need = f"{least}{_scaled(log10_need - 9)} GB"
     if settings:
-        hours, stages, cost = _log10_hours(problem, settings, log10_points, folded)
+        hours, stages, cost = _log10_hours(problem, settings, log10_points, bool(parity))
         need += f" and about {_scaled(hours)} h ({stages} stages at {cost * 1e9:.0f} ns a point, 2 CPU cores)"
     raise GridTooLarge(f"no certified reference for {problem.name} d={problem.d}: its grid of {least}"
-                       f"{_shape(n, dims, folded)} points needs {need}, budget {budget:g} GB (QDBENCH_REFERENCE_GB)")
+                       f"{_shape(n, dims, parity)} points needs {need}, budget {budget:g} GB (QDBENCH_REFERENCE_GB)")
