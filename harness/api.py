@@ -246,6 +246,9 @@ class Solver(ABC):
     Settings: ClassVar[type]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
     default_preset: ClassVar[str] = "quick"
+    #: True for a solver whose result does not depend on the seed (a grid solver): a sweep
+    #: runs it once, at the first of its seeds, instead of repeating the same numbers
+    deterministic: ClassVar[bool] = False
 
     def supports(self, problem: Problem, settings: Any = None) -> tuple[bool, str]:
         """(True, "") when this solver can run ``problem`` (with ``settings``, when given: e.g. a

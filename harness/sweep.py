@@ -71,7 +71,8 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
          params: dict[str, str], preset: str | None, sets: dict[str, str], device: str,
          n_times: int, plugins: tuple[str, ...] = (), checkpoint_every: float | None = None,
          ladder: bool = False) -> list[Request]:
-    """Every combination, each checked (names, parameters, settings) before anything runs.
+    """Every combination, each checked (names, parameters, settings) before anything runs; a
+    ``deterministic`` solver at the first seed only.
 
     With ``ladder``, each solver's run becomes the rungs of its work–precision ladder
     (``Solver.ladder``), and a solver without one (a training solver) scores checkpoints every
@@ -87,7 +88,7 @@ def grid(problems: list[str], ds: list[int | None], solvers: list[str], seeds: l
         for d in ds:
             for solver in solvers:
                 own = tuple(sorted(shares[solver].items()))
-                for seed in seeds:
+                for seed in seeds[:1] if reg.solver(solver).deterministic else seeds:
                     req = Request(problem, d, tuple(sorted(params.items())), solver, preset, own,
                                   seed, device, n_times, plugins, checkpoint_every)
                     job = req.job()  # raises UserError for bad input now, not inside a worker
@@ -117,8 +118,10 @@ def _rungs(req: Request, job: Job) -> list[Request]:
 
 
 def share(workers: int) -> int:
-    """Threads per run when ``workers`` runs share this machine's cores."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    """Threads per run when ``workers`` runs share the cores this process may use (its CPU
+    affinity where the OS has one: a sweep under ``taskset -c 0`` runs one thread a run)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // workers)
 
 
 def pending(requests: list[Request], store: Store, force: bool) -> list[Request]:

@@ -182,6 +182,7 @@ def memory_needed(n: int, d: int) -> float:
 
 class CrankNicolsonSolver(Solver):
     name = "crank_nicolson"
+    deterministic = True
     summary = "Crank–Nicolson finite differences (Strang-split potential, per-axis tridiagonal sweeps)"
     Settings = Settings
     presets = {

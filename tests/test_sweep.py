@@ -142,3 +142,14 @@ def test_a_ladder_sweep_draws_a_work_precision_line_per_solver(tmp_path):
     errors = table.var_rel_l2.to_numpy()
     assert (errors[1:] < errors[:-1]).all(), errors  # dearer rungs are more accurate
     assert errors[0] > 3 * errors[-1]
+
+
+def test_a_deterministic_solver_runs_once_whatever_the_seeds():
+    """crank_nicolson's numbers do not depend on the seed: three seeds ask one run of it (the
+    first seed's), and three of each sampling solver."""
+    from harness.sweep import grid
+
+    requests = grid(["oscillator"], [1], ["crank_nicolson", "static"], [4, 5, 6], params={},
+                    preset="quick", sets={}, device="cpu", n_times=20)
+    assert [(r.solver, r.seed) for r in requests] == [
+        ("crank_nicolson", 4), ("static", 4), ("static", 5), ("static", 6)]
