@@ -103,13 +103,7 @@ class SampleStatistics:
         sample gives in expectation, without its noise or its cost."""
         mean, var = self.mean[k], self.m2[k] / self.weight[k]
         marg = self.hist[k] / self.weight[k] / np.diff(self.edges)
-        if symmetrise:
-            d = mean.size
-            second = (var + mean**2).mean()
-            mean = np.full(d, mean.mean())
-            var = np.full(d, max(second - mean[0] ** 2, 0.0))
-            marg = np.broadcast_to(marg.mean(0), marg.shape).copy()
-        return mean, var, marg
+        return symmetrised(mean, var, marg) if symmetrise else (mean, var, marg)
 
     def prediction(self, times, diagnostics=None, symmetrise: bool = False) -> Prediction:
         """The Prediction at ``times`` (one per time index), with the fewest samples any time
@@ -118,6 +112,19 @@ class SampleStatistics:
         return Prediction(times, np.stack([s[0] for s in stats]), np.stack([s[1] for s in stats]),
                           np.stack([s[2] for s in stats]), self.edges,
                           n_samples=int(self.count.min()), diagnostics=diagnostics or {})
+
+
+def symmetrised(mean: np.ndarray, var: np.ndarray, marg: np.ndarray):
+    """(mean, var, marginals) of the density symmetrised over the coordinates (the last axis of
+    ``mean`` and ``var`` (..., d), the last but one of ``marg`` (..., d, B)): identical
+    particles' physical density, each sample relabelled by every permutation. Every coordinate
+    gets the average marginal and the moments of that average: the mean of the means and the
+    mean second moment less its square."""
+    avg_mean = mean.mean(axis=-1, keepdims=True)
+    second = (var + mean**2).mean(axis=-1, keepdims=True)
+    sym_var = np.maximum(second - avg_mean**2, 0.0)
+    return (np.broadcast_to(avg_mean, mean.shape).copy(), np.broadcast_to(sym_var, var.shape).copy(),
+            np.broadcast_to(marg.mean(axis=-2, keepdims=True), marg.shape).copy())
 
 
 def sample_observables(samples: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):

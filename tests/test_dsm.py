@@ -19,7 +19,8 @@ from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.train import predict, sample_paths, training_points
+from solvers.dsm.sampling import predict, sample_paths
+from solvers.dsm.train import training_points
 
 TIMES = np.linspace(0.0, 1.0, 101)[1:]
 
@@ -251,19 +252,18 @@ def test_prediction_does_not_depend_on_the_number_of_workers():
 def test_loss_workers_give_the_serial_update():
     """Two workers, each with its own chunks and gradient sum, make the update that one thread
     makes from the same chunks (gradients accumulated in .grad)."""
-    from solvers.dsm.train import LossWorkers, epoch_step
+    from solvers.dsm.train import epoch_step
+    from solvers.dsm.workers import Workers
 
     problem = Oscillator(d=3, p0=0.5)
     x0 = torch.as_tensor(problem.sample_initial(8, np.random.default_rng(0)), dtype=torch.float32)
     updates = []
-    for workers in (None, LossWorkers(2)):
+    for workers in (None, Workers(2)):
         s = settings("smoke", width=16, compile=False, chunk=50)
         net = PairMLP(3, 16, generator=torch.Generator().manual_seed(0))
         opt = torch.optim.Adam(net.parameters(), lr=s.lr)
         X, T = training_points(net, problem, x0, s.N, s.M, torch.Generator().manual_seed(1),
                                torch.Generator().manual_seed(2))
-        if workers is not None:
-            workers.warm = True  # straight to the threads
         losses = epoch_step(net, opt, problem, X, T, s, torch.Generator().manual_seed(3),
                             workers=workers)
         updates.append((torch.stack(losses), [p.detach().clone() for p in net.parameters()]))

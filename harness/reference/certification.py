@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.api import Prediction, Problem
+from harness.observables import symmetrised
 from harness.reference.errors import BoxTooSmall, NotCertified
 from harness.reference.geometry import fold_parities, geometry
 from harness.reference.grid_settings import GridSettings
@@ -59,11 +60,11 @@ class GridRun:
 def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> GridRun:
     """One split-operator run on the grid ``settings`` describes, observed at ``times``
     (sorted, ≥ 0), with moments and marginals on ``problem.marginal_edges()``. For identical
-    particles (``Problem.exchangeable``) every coordinate's are averaged over the coordinates,
-    the exact ones being equal (a projection: it can only bring them closer; with the centre of
-    mass split off it makes each mean exactly 0, where complex64 rounding left ~1e-6); the
-    largest relative spread of the variances before it is kept as the diagnostic
-    ``asymmetry``."""
+    particles (``Problem.exchangeable``) those of the symmetrised density
+    (``observables.symmetrised``), the exact ones being equal for every coordinate (a
+    projection: it can only bring them closer; with the centre of mass split off it makes each
+    mean exactly 0, where complex64 rounding left ~1e-6); the largest relative spread of the
+    variances before it is kept as the diagnostic ``asymmetry``."""
     start = time.perf_counter()
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or (times < 0).any() or (np.diff(times) < 0).any():
@@ -82,8 +83,7 @@ def run_grid(problem: Problem, times: np.ndarray, settings: GridSettings) -> Gri
     diagnostics = {"norm_drift": prop.norm_drift, "steps": prop.steps, "stages": prop.stages}
     if d > 1 and problem.exchangeable():  # the exact marginals are equal: average out rounding
         diagnostics["asymmetry"] = float((np.abs(var - var.mean(axis=1, keepdims=True)) / var.mean(axis=1, keepdims=True)).max())
-        for a in (mean, var, marg):
-            a[:] = a.mean(axis=1, keepdims=True)
+        mean, var, marg = symmetrised(mean, var, marg)
     pred = Prediction(times, mean, var, marg, edges, diagnostics=diagnostics)
     return GridRun(pred, settings, list(geo.grid.shape), prop.edge_mass, prop.spectrum_tail, prop.norm_drift,
                    time.perf_counter() - start)

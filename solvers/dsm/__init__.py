@@ -56,7 +56,7 @@ class Settings:
     #: fuses the elementwise work around the products; oneDNN's are kept as an opaque op)
     dtype: str = "float32"  #: "float32" (paper) or "float64"
     threads: int = 0  #: CPU workers; 0: torch's thread count. The loss chunks and the prediction's
-    #: batches are shared by that many threads of one intra-op thread each (``LossWorkers``); the
+    #: batches are shared by that many threads of one intra-op thread each (``workers.Workers``); the
     #: paths' small per-step matmuls run on one thread (``path_threads``)
     n_predict: int = 10_000  #: fresh trajectories for the returned prediction
     predict_N: int = 0  #: integrator steps over [0, T] when predicting; 0: the same as N

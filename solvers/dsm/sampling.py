@@ -4,19 +4,19 @@ reduced to moments and binned marginals at the scored times while they run.
 Nothing of a path is kept: at each scored time the batch's states go straight into a
 ``SampleStatistics`` (memory O(batch · (d + width)) plus the statistics, whatever the number of
 paths). On the CPU the batches are shared among worker threads that run one intra-op thread
-each (``predict``'s docstring says why); every batch has its own seeds, so the samples do not
-depend on how many workers there are.
+each (``workers`` says why); every batch has its own seeds, so the samples do not depend on
+how many workers there are.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import torch
 
 from harness.observables import SampleStatistics
+from solvers.dsm.workers import Workers, cpu_workers
 from solvers.training import threads
 
 
@@ -97,14 +97,6 @@ def batch_seeds(seed: int, b: int) -> tuple[np.random.Generator, int]:
     return np.random.default_rng(seq), int(seq.generate_state(1, np.uint64)[0] >> 1)
 
 
-def prediction_workers(settings, device: torch.device, n_batches: int) -> int:
-    """Worker threads for the prediction: on the CPU ``threads`` if set, else torch's intra-op
-    thread count, at most one per batch; elsewhere one (the device runs the batch)."""
-    if device.type != "cpu":
-        return 1
-    return max(1, min(n_batches, settings.threads or torch.get_num_threads()))
-
-
 @torch.no_grad()
 def predict(net, problem, times, settings, device, seed, n_samples=None, diagnostics=None,
             step=None):
@@ -112,13 +104,10 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
     fresh trajectories, steps of T/predict_N (default T/N), the grid refined to hit every
     requested time. ``step``: the integrator step (``sampler_step``, possibly compiled).
 
-    Batches of ``predict_batch`` paths are shared among worker threads of one intra-op thread
-    each, each worker filling its own statistics (merged at the end). Measured here with the
-    second core taken by another process (compiled Heun step, d = 100, 5000 paths): 2.9 s on
-    one thread, 12.5 s for the same work as one batch on two intra-op threads, whose every op
-    waits at a barrier for the descheduled thread; a worker per core has no barrier to wait at.
-    Identical particles (``relabel`` and ``Problem.exchangeable``): the statistics of the
-    samples relabelled by every permutation (``SampleStatistics.observables``)."""
+    Batches of ``predict_batch`` paths are shared among ``workers.Workers`` of one intra-op
+    thread each on the CPU (a worker per batch at most), each filling its own statistics
+    (merged at the end). Identical particles (``relabel`` and ``Problem.exchangeable``): the
+    statistics of the samples relabelled by every permutation (``SampleStatistics.observables``)."""
     times = np.asarray(times, dtype=float)
     n_samples = n_samples or settings.n_predict
     grid, record, owners = time_grid(problem.T, times, problem.T / (settings.predict_N or settings.N))
@@ -127,42 +116,29 @@ def predict(net, problem, times, settings, device, seed, n_samples=None, diagnos
     step = step or sampler_step(net, problem, settings.scheme)
     n_batches = math.ceil(n_samples / settings.predict_batch)
     size = math.ceil(n_samples / n_batches)  # equal batches: one shape for a compiled step
-    workers = prediction_workers(settings, device, n_batches)
-    stats = [SampleStatistics(times.size, problem.d, edges) for _ in range(workers)]
-    errors: list[BaseException] = []
+    n = cpu_workers(settings, device, at_most=n_batches)
 
-    def run(w: int) -> None:
-        try:
-            if device.type == "cpu":
-                torch.set_num_threads(1)  # this thread's own OpenMP setting (and torch's)
-            for b in range(w, n_batches, workers):
-                rng, torch_seed = batch_seeds(seed, b)
-                gen = torch.Generator(device=device).manual_seed(torch_seed)
-                x0 = torch.as_tensor(problem.sample_initial(size, rng), dtype=dtype, device=device)
+    def run(batches) -> SampleStatistics:
+        stats = SampleStatistics(times.size, problem.d, edges)
+        for b in batches:
+            rng, torch_seed = batch_seeds(seed, b)
+            gen = torch.Generator(device=device).manual_seed(torch_seed)
+            x0 = torch.as_tensor(problem.sample_initial(size, rng), dtype=dtype, device=device)
 
-                def visit(j, x):
-                    state = x.cpu().numpy()
-                    for k in owners[j]:
-                        stats[w].add(int(k), state)
-                sample_paths(net, problem, x0, grid, gen, record, step=step, visit=visit)
-        except BaseException as err:  # noqa: BLE001 - re-raised in the calling thread
-            errors.append(err)
+            def visit(j, x):
+                state = x.cpu().numpy()
+                for k in owners[j]:
+                    stats.add(int(k), state)
+            sample_paths(net, problem, x0, grid, gen, record, step=step, visit=visit)
+        return stats
 
-    with threads(1 if device.type == "cpu" else None):
-        if workers == 1:
-            run(0)
-        else:  # a first step here, so that a compiled step compiles once, before the threads
+    with threads(1 if device.type == "cpu" else None), Workers(n) as workers:
+        if n > 1:  # a first step here, so that a compiled step compiles once, before the threads
             x, f, kick = (torch.zeros((size, problem.d), dtype=dtype, device=device)
                           for _ in range(3))  # distinct tensors, as in the paths (dynamo
             step(x, f, *torch.ones((2, 1, 1), dtype=dtype, device=device), kick)  # guards aliasing)
-            pool = [threading.Thread(target=run, args=(w,), daemon=True) for w in range(workers)]
-            for thread in pool:
-                thread.start()
-            for thread in pool:
-                thread.join()
-    if errors:
-        raise errors[0]
-    for other in stats[1:]:
-        stats[0].merge(other)
+        parts = workers.map(run, [range(w, n_batches, n) for w in range(n)])
+    for other in parts[1:]:
+        parts[0].merge(other)
     symmetric = settings.relabel and problem.exchangeable()
-    return stats[0].prediction(times, diagnostics, symmetrise=symmetric)
+    return parts[0].prediction(times, diagnostics, symmetrise=symmetric)

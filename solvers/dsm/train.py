@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -21,7 +20,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from solvers.dsm.loss import (initial_velocities, loss_terms, probe_initial_velocities,
                               probe_network_terms)
 from solvers.dsm.nets import PairMLP
-from solvers.dsm.sampling import drift, predict, sample_paths, sampler_step  # noqa: F401
+from solvers.dsm.sampling import drift, predict, sampler_step
+from solvers.dsm.workers import Workers, cpu_workers
 from solvers.training import Budget, TrainingLoop, for_matmul, reuse_freed_memory, threads
 
 
@@ -135,46 +135,17 @@ def loss_function(net, problem, settings):
     return compiled(eager, settings.compile, "loss")
 
 
-class LossWorkers:
-    """Threads that share an epoch's loss chunks on the CPU, one intra-op thread each: the
-    threads never wait for each other inside an op. Measured here, d = 100 quick-preset epoch
-    with the other core busy (niced jobs): 0.30 s on one thread, 6.9 s (median; 0.81 best) on
-    torch's two intra-op threads, whose every op waits at a barrier for a descheduled thread.
-    Each worker returns its own gradient sum; they are added in worker order (deterministic)."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self.pool = ThreadPoolExecutor(n - 1, initializer=torch.set_num_threads,
-                                       initargs=(1,)) if n > 1 else None
-        self.warm = False  # the first epoch runs in this thread alone (a compiled loss compiles)
-
-    def map(self, fn, parts):
-        """[fn(part) for part in parts], the first in this thread, the others in the pool."""
-        if self.pool is None or not self.warm:
-            self.warm = True
-            return [fn(part) for part in parts]
-        futures = [self.pool.submit(fn, part) for part in parts[1:]]
-        first = fn(parts[0])
-        return [first] + [f.result() for f in futures]
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
-def loss_workers(settings, device: torch.device) -> LossWorkers | None:
-    """The LossWorkers of a run: on the CPU ``threads`` (if set) or torch's thread count; None
-    (one chunk after another, torch's own threading) on other devices."""
-    if device.type != "cpu":
-        return None
-    return LossWorkers(max(1, settings.threads or torch.get_num_threads()))
+def loss_workers(settings, device: torch.device) -> Workers | None:
+    """The Workers sharing a run's loss chunks on the CPU, the first epoch in the calling thread
+    alone (a compiled loss compiles); None (one chunk after another) on other devices."""
+    return Workers(cpu_workers(settings, device), warm=False) if device.type == "cpu" else None
 
 
 def epoch_step(net, opt, problem, X, T, settings, gen, loss=None, workers=None):
     """One optimiser step on the points X, T; returns the detached (L_u, L_v).
 
     ``loss``: the function from ``loss_function`` (built here when not given); ``workers``:
-    LossWorkers sharing the chunks (at least one chunk each), else the chunks one by one."""
+    ``loss_workers`` sharing the chunks (at least one chunk each), else the chunks one by one."""
     loss = loss or loss_function(net, problem, settings)
     opt.zero_grad(set_to_none=True)
     P, d = X.shape

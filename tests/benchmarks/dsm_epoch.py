@@ -24,7 +24,7 @@ from solvers.training import reuse_freed_memory, threads
 def epoch(problem, s: Settings, workers: bool = False) -> Callable[[], float]:
     """A function that runs one epoch of settings ``s`` on ``problem`` (CPU) and returns its
     loss; the first call compiles. ``workers``: share the loss chunks among the solver's
-    LossWorkers (as a run does); else one chunk after another on torch's threads (the
+    loss workers (as a run does); else one chunk after another on torch's threads (the
     side-by-side comparison with the official code's epoch)."""
     reuse_freed_memory()  # as the solver does on the CPU
     net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
