@@ -206,58 +206,49 @@ class PairMLP(nn.Module):
         parts = [self._jet1(n, z) for n in range(2)]
         return tuple(torch.stack(q) for q in zip(*parts))
 
-    def _jet1(self, n: int, z: torch.Tensor):
-        """``jet`` of network n at z = (x, t) (P, d + 1); tangents are laid out
-        (P, direction, H), so that the compiled kernels run their outer loop over points.
-        The whole input Jacobian ∂NN_i/∂(x, t) is read off the d adjoints that ∇(div ·) needs
-        anyway (a thin product with W0), so only the d x directions are pushed forward."""
+    def _push(self, n: int, z: torch.Tensor, T0: torch.Tensor):
+        """Network n's forward pass at z = (x, t) (P, d + 1) with tangents pushed along: ``T0``
+        (…, R, H), R tangents of the input pre-activation a0 (one set for every point, or one
+        per point). Returns ``out`` (P, d) and, per site s (a0, each block's two
+        pre-activations, the residual stream h), its tangents T_s (P, R, H), σ'(a_s), σ''(a_s).
+        Tangents are laid out (P, direction, H), so that compiled kernels loop over points."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
-        d, onednn = self.d, self.onednn
 
         def lin(a, k, bias=True):
-            return linear(a, w[k], b[k] if bias else None, onednn)
+            return linear(a, w[k], b[k] if bias else None, self.onednn)
 
-        # Input layer: the tangents of a0 are the columns of W0 (the same at every point).
-        a0 = torch.addmm(b[0], z, w[0].t())
-        Tx0 = w[0][:, :d].t().contiguous()  # (d, H): directions x_1..x_d (row-major, so that
-        # the tangents derived from it are too)
-        h, s1_0, s2 = act(a0)
-        Tx = s1_0.unsqueeze(1) * Tx0  # tangents of h: (P, d, H)
-        sites = [(Tx0, s2)]  # (x tangents of the pre-activation a_s, σ''(a_s))
-        blocks = []
+        h, s1, s2 = act(torch.addmm(b[0], z, w[0].t()))
+        T = s1.unsqueeze(1) * T0  # tangents of h
+        sites = [(T0, s1, s2)]
         for k in range(self.depth):
             ka, kb = 1 + 2 * k, 2 + 2 * k
             y1, s1a, s2a = act(lin(h, ka))
-            Tx1 = lin(Tx, ka, False)
+            T1 = lin(T, ka, False)
             y2, s1b, s2b = act(lin(y1, kb))
-            Tx2 = lin(s1a.unsqueeze(1) * Tx1, kb, False)
+            T2 = lin(s1a.unsqueeze(1) * T1, kb, False)
             h = h + y2
-            Tx = Tx + s1b.unsqueeze(1) * Tx2
-            sites += [(Tx1, s2a), (Tx2, s2b)]
-            blocks.append((w[ka], w[kb], s1a, s1b))
+            T = T + s1b.unsqueeze(1) * T2
+            sites += [(T1, s1a, s2a), (T2, s1b, s2b)]
         g, s1g, s2g = act(h)
-        sites.append((Tx, s2g))
-        out = torch.addmm(b[-1], g, w[-1].t())  # (P, d)
+        sites.append((T, s1g, s2g))
+        return torch.addmm(b[-1], g, w[-1].t()), sites
 
-        # Reverse sweep with one cotangent per output component i: the adjoints of every
-        # site's output.
-        adj = w[-1]  # (d, H): ∂NN_i/∂g = W_out[i]
-        adjoints = [adj]
-        lam = s1g.unsqueeze(1) * adj  # adjoint of h before the output activation
-        for wa, wb, s1a, s1b in reversed(blocks):
-            adjoints.append(lam)  # h_out = h_in + y2: the adjoint of y2 is that of h_out
-            lam_y1 = linear(s1b.unsqueeze(1) * lam, wb.t(), None, onednn)
-            adjoints.append(lam_y1)
-            lam = lam + linear(s1a.unsqueeze(1) * lam_y1, wa.t(), None, onednn)
-        adjoints.append(lam)  # adjoint of h1 = σ(a0)
-        adjoints.reverse()  # now in the order of ``sites``
-
-        # ∂NN_i/∂z = λ_{a0,i} W0: (P, i, d + 1), its last column ∂t
-        dz = torch.matmul(s1_0.unsqueeze(1) * lam, w[0])
+    def _jet1(self, n: int, z: torch.Tensor):
+        """``jet`` of network n at z = (x, t) (P, d + 1): the d x directions pushed forward,
+        one reverse sweep per output component. The whole input Jacobian ∂NN_i/∂(x, t) is read
+        off the adjoints at the input layer (a thin product with W0), so no t tangent is
+        pushed through the network."""
+        w, _ = self._params(n)
+        d = self.d
+        # the tangents of a0 are the columns of W0, the same at every point: (d, H), row-major
+        out, sites = self._push(n, z, w[0][:, :d].t().contiguous())
+        adjoints = self._sweep(n, sites, None, None)
+        # ∂NN_i/∂z = λ_{a0,i} σ'(a0) W0: (P, i, d + 1), its last column ∂t
+        dz = torch.matmul(sites[0][1].unsqueeze(1) * adjoints[0], w[0])
         jac, out_t = dz[..., :d], dz[..., d]
         grad_div = 0
-        for (T, s2), lam in zip(sites, adjoints):
+        for (T, _, s2), lam in zip(sites, adjoints):
             mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
             grad_div = grad_div + ((s2 * mu).unsqueeze(1) * T).sum(-1)  # (P, d)
         return out, out_t, jac, grad_div
@@ -273,34 +264,15 @@ class PairMLP(nn.Module):
                 [p[2] for p in parts])
 
     def _probe_forward1(self, n: int, z: torch.Tensor, probes: torch.Tensor):
-        act = ACTIVATIONS[self.activation]
-        w, b = self._params(n)
-        d, onednn = self.d, self.onednn
-
-        def lin(a, k, bias=True):
-            return linear(a, w[k], b[k] if bias else None, onednn)
-
-        a0 = torch.addmm(b[0], z, w[0].t())
+        w, _ = self._params(n)
+        d = self.d
         # tangents of a0: direction t (row 0, W0's last column) and the probes (rows 1..K)
         T0 = torch.cat([w[0][:, d].expand(z.shape[0], 1, -1),
                         torch.matmul(probes, w[0][:, :d].t())], dim=1)  # (P, 1 + K, H)
-        h, s1_0, s2 = act(a0)
-        T = s1_0.unsqueeze(1) * T0
-        sites = [(T0[:, 1:], s1_0, s2)]  # (probe tangents of a_s, σ'(a_s), σ''(a_s))
-        for k in range(self.depth):
-            ka, kb = 1 + 2 * k, 2 + 2 * k
-            y1, s1a, s2a = act(lin(h, ka))
-            T1 = lin(T, ka, False)
-            y2, s1b, s2b = act(lin(y1, kb))
-            T2 = lin(s1a.unsqueeze(1) * T1, kb, False)
-            h = h + y2
-            T = T + s1b.unsqueeze(1) * T2
-            sites += [(T1[:, 1:], s1a, s2a), (T2[:, 1:], s1b, s2b)]
-        g, s1g, s2g = act(h)
-        sites.append((T[:, 1:], s1g, s2g))
-        out = torch.addmm(b[-1], g, w[-1].t())
-        out_t = linear(s1g * T[:, 0], w[-1], None, onednn)
-        return out, out_t, (n, sites)
+        out, sites = self._push(n, z, T0)
+        T, s1g, _ = sites[-1]
+        out_t = linear(s1g * T[:, 0], w[-1], None, self.onednn)
+        return out, out_t, (n, [(T[:, 1:], s1, s2) for T, s1, s2 in sites])
 
     def probe_reverse(self, state, probes: torch.Tensor, cotangents, div_weights) -> list:
         """Second half of the O(d) jet: for each network n and cotangent c (``cotangents``
@@ -323,13 +295,13 @@ class PairMLP(nn.Module):
         return outs
 
     def _sweep(self, n, sites, cot, inject):
-        """Reverse sweep of network n for output cotangents ``cot`` (P, C, d). Without
-        ``inject``: the adjoints of every site's output (in the order of ``sites``); with it
-        (one (P, C, H) term per site, added to the adjoint of its pre-activation): the pull-back
-        to x (P, C, d)."""
+        """Reverse sweep of network n for output cotangents ``cot`` (P, C, d); None: one per
+        output component (the identity, C = d). Without ``inject``: the adjoints of every site's
+        output (in the order of ``sites``); with it (one (P, C, H) term per site, added to the
+        adjoint of its pre-activation): the pull-back to x (P, C, d)."""
         w, _ = self._params(n)
         onednn = self.onednn
-        adj = torch.matmul(cot, w[-1])  # adjoint of g = σ(h): (P, C, H)
+        adj = w[-1] if cot is None else torch.matmul(cot, w[-1])  # adjoint of g = σ(h)
         outputs = [adj]
 
         def pre(i, a):  # adjoint of site i's pre-activation from that of its output
