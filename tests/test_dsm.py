@@ -439,19 +439,18 @@ def test_quick_oscillator_with_momentum():
 
 @pytest.mark.slow
 def test_quick_oscillator_at_d100():
-    """The O(d) path (probes) at d = 100: the quick preset follows the moving packet's
-    marginals to the issue's target (density_l1 ≤ 0.05: 0.023 measured) and its variance to
-    0.08, well under static's 0.142 (issue 19 asks 0.05: `harness run --problem oscillator
-    --param p0=0.5 --d 100 --solver dsm,static` measured 0.064 with seed 0, 916 epochs in the
-    200 s; in a run with checkpoints the error was flat from epoch ~600 at 0.063). Times are
-    the note's, not asserted here."""
+    """The O(d) path (probes) at d = 100 reaches issue 19's targets: density_l1 and var_rel_l2
+    ≤ 0.05 (static: 0.142). The quick preset (width 256 past d = 8) for a fixed 400 epochs
+    instead of its 200 s, so that the check does not depend on the machine's speed: `harness
+    run --problem oscillator --param p0=0.5 --d 100 --solver dsm` trained 301 epochs in its
+    200 s on 2 cores of an AMD EPYC (var_rel_l2 0.048, seed 0)."""
     problem = Oscillator(d=100, p0=0.5)
-    pred = DSMSolver().solve(problem, TIMES, settings("quick"), Context(seed=0))
+    s = settings("quick", time_limit=None, epochs=400)
+    pred = DSMSolver().solve(problem, TIMES, s, Context(seed=0))
     ref = problem.exact(TIMES)
     ours = score(pred, ref)
-    static = score(static_prediction(problem, TIMES), ref)
     assert ours["density_l1"] <= 0.05
-    assert ours["var_rel_l2"] <= 0.08 < static["var_rel_l2"] * 0.6
+    assert ours["var_rel_l2"] <= 0.05 < score(static_prediction(problem, TIMES), ref)["var_rel_l2"]
     assert pred.diagnostics["probes"] > 0
 
 
