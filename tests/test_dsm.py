@@ -297,6 +297,22 @@ def test_presets_are_valid_settings():
     assert (p.N, p.batch, p.width, p.M, p.lr, p.epochs) == (1000, 100, 500, 150, 1e-5, 10_000)
 
 
+def test_the_prediction_costs_what_it_does_at_d_predict():
+    """Past D_PREDICT the quick preset's prediction keeps the cost of its paths (number ×
+    (d + width)·width) at that of D_PREDICT, though the width doubles past D_AUTO."""
+    from solvers.dsm import D_PREDICT
+
+    q = settings("quick")
+    base = q.for_dimension(D_PREDICT)
+    assert (base.width, base.n_predict) == (q.width, q.n_predict)
+    cost = base.n_predict * (D_PREDICT + base.width) * base.width
+    for d in (32, 100, 1000):
+        s = q.for_dimension(d)
+        assert s.width == q.width_probes and s.lr == q.lr_probes
+        assert s.n_predict * (d + s.width) * s.width == pytest.approx(cost, rel=1e-3)
+        assert s.checkpoint_samples < q.checkpoint_samples
+
+
 def test_smoke_run_beats_static_on_the_moving_oscillator():
     """The smoke preset (seconds) follows a packet with momentum far better than static."""
     problem = Oscillator(p0=0.5)

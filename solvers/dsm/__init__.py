@@ -109,22 +109,26 @@ class Settings:
             raise UserError("dsm: the func engine computes ∇(div ·) exactly; use probes=-1 or 0")
 
     def for_dimension(self, d: int) -> "Settings":
-        """The settings a run at dimension d uses. Up to d = D_PREDICT these settings as
-        given; past it the prediction's paths shrink as (D_PREDICT + width)/(d + width), the
-        cost of a path (its products are O((d + width)·width)), so that the prediction costs
-        what it does at D_PREDICT: with the machine shared the quick preset's 10⁵ paths took
-        86 s of a 301 s run at d = 100 and 65 s of 268 s at d = 32 (the 200 s of training
-        are fixed by the clock, the prediction is not); 6·10⁴ and 8.5·10⁴ paths keep it near
-        10 % of a quiet run. At any d at most 2.5·10⁵/d
-        paths are simulated at once: at d = 100, 2·10⁴ paths took 8.2 s in batches of 2500
-        against 9.2 s in batches of 10⁴ (2 idle cores; a smaller batch stays in cache)."""
+        """The settings a run at dimension d uses: past D_AUTO with probes, ``lr_probes`` and
+        ``width_probes`` in place of ``lr`` and ``width``. Past d = D_PREDICT the prediction's
+        paths shrink with the cost of a path, whose products are O((d + width)·width), so that
+        the prediction costs what it does at D_PREDICT and the base width: the 200 s of
+        training are fixed by the clock, the prediction is not. Measured on 2 cores of an AMD
+        EPYC at width 256 with the paths shrunk for the width alone: 74 000 paths took 82 s of
+        a 282 s run at d = 100, and 21 000 paths 195 s of 403 s at d = 1000 on one core; by
+        cost, 19 000 and 5400 (at width 128, 60 000 paths were 14 % of a d = 100 run).
+        Checkpoints shrink for d alone ((D_PREDICT + width)/(d + width)): they are few, and
+        fewer samples would bury the error curve in sampling noise. At any d at most
+        2.5·10⁵/d paths are simulated at once: at d = 100, 2·10⁴ paths took 8.2 s in batches of
+        2500 against 9.2 s in batches of 10⁴ (a smaller batch stays in cache)."""
         probed = bool(self.probes_for(d))
         lr = self.lr_probes if self.lr_probes is not None and probed else self.lr
         width = self.width_probes if self.width_probes is not None and probed else self.width
-        shrink = min(1.0, (D_PREDICT + width) / (d + width))
+        by_d = min(1.0, (D_PREDICT + width) / (d + width))
+        by_cost = min(1.0, (D_PREDICT + self.width) * self.width / ((d + width) * width))
         return dataclasses.replace(
-            self, lr=lr, width=width, n_predict=max(1000, int(self.n_predict * shrink)),
-            checkpoint_samples=max(200, int(self.checkpoint_samples * shrink)),
+            self, lr=lr, width=width, n_predict=max(1000, int(self.n_predict * by_cost)),
+            checkpoint_samples=max(200, int(self.checkpoint_samples * by_d)),
             predict_batch=min(self.predict_batch, max(256, 250_000 // d)))
 
     def probes_for(self, d: int) -> int:
@@ -157,8 +161,10 @@ class DSMSolver(Solver):
         # Past d = 8 (probes) the rate is 3e-3: oscillator p0 = 0.5, d = 100, 200 s on the
         # shared machine, var_rel_l2 0.072 at 1e-3 (452 epochs), 0.063 at 3e-3 (834; flat from
         # epoch ~600), 0.065 at 1e-2 (661), 0.070 at 3e-3 decayed to 1e-4 (685); and the width
-        # 256, the plateau being the net's (quiet machine, lr 3e-3): d = 100 0.0484 in 285 s,
-        # 978 MB; d = 32 0.0318 in 279 s (0.050 at width 128).
+        # 256, the plateau being the net's (quiet machine, lr 3e-3): d = 100 0.049 in 228 s,
+        # 936 MB (the prediction's paths shrunk by cost); d = 32 0.0318 in 279 s (0.050 at width
+        # 128); harmonic_bosons d = 100 0.128 in 309 s, the target 0.05 only after ~1170 s of
+        # one core (DESIGN §5).
         "quick": dict(N=100, M=25, batch=100, width=128, lr=1e-3, lr_probes=3e-3, width_probes=256,
                       epochs=100_000, time_limit=200.0, compile=True, n_predict=100_000, ema=0.98),
         # the published interacting-bosons settings
