@@ -305,7 +305,8 @@ class PairMLP(nn.Module):
         outputs = [adj]
 
         def pre(i, a):  # adjoint of site i's pre-activation from that of its output
-            return sites[i][1].unsqueeze(1) * a + (0 if inject is None else inject[i])
+            grad = sites[i][1].unsqueeze(1) * a
+            return grad if inject is None else grad + inject[i]
         lam = pre(-1, adj)  # adjoint of the residual stream h
         for k in reversed(range(self.depth)):
             ia, ib = 1 + 2 * k, 2 + 2 * k  # site indices of a1 and a2 of block k
