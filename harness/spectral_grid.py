@@ -58,8 +58,8 @@ class Grid:
         """Which points of the full axis (counted from the centre for a folded one) axis a keeps."""
         if a >= self.folded:
             return np.arange(self.n)
-        m = self.n // 2
-        return np.arange(m + 1) if self.parity[a] > 0 else np.arange(1, m)
+        first = 0 if self.parity[a] > 0 else 1  # an odd axis drops its zeros at 0 and n/2
+        return np.arange(first, first + kept_points(self.n, self.parity[a]))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -80,9 +80,10 @@ class Grid:
     def weights(self, a: int) -> np.ndarray:
         """How many points of the full axis each point of axis ``a`` stands for (also the
         Parseval weight of each transform coefficient)."""
-        w = np.ones(self._index(a).size)
+        index = self._index(a)
+        w = np.ones(index.size)
         if a < self.folded:
-            w[(self._index(a) > 0) & (self._index(a) < self.n // 2)] = 2.0
+            w[(index > 0) & (index < self.n // 2)] = 2.0
         return w
 
     def wavenumbers(self, a: int = -1) -> np.ndarray:

@@ -160,14 +160,12 @@ class Geometry:
             line = np.zeros(slabs.shape[0] + int(shifts.max()))
             for k, shift in enumerate(shifts):
                 line[shift:shift + slabs.shape[0]] += slabs[:, k]
-            key = (i, com_var)
-            if key not in self._kernels:
-                if self.com[0] != self.com[1]:  # a breathing centre of mass: one time each
-                    self._kernels.clear()
+            built = self._kernels.get(i)
+            if built is None or built[0] != com_var:  # built once, or each time the COM breathes
                 kernel = gaussian_bins(nodes[:, None], np.full((nodes.size, 1), com_var - smoothing), edges)[:, 0]
                 kernel[kernel < 1e-30] = 0.0  # far tails: negligible; a node reaches a few bins only
-                self._kernels[key] = scipy.sparse.csr_matrix(kernel.T)
-            marg[i] = self._kernels[key] @ line
+                built = self._kernels[i] = (com_var, scipy.sparse.csr_matrix(kernel.T))
+            marg[i] = built[1] @ line
         return mean, var, marg
 
     def _projection(self, i: int, edges: np.ndarray):
