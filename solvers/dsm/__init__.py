@@ -116,7 +116,7 @@ class Settings:
         training are fixed by the clock, the prediction is not. Measured on 2 cores of an AMD
         EPYC at width 256 with the paths shrunk for the width alone: 74 000 paths took 82 s of
         a 282 s run at d = 100, and 21 000 paths 195 s of 403 s at d = 1000 on one core; by
-        cost, 19 000 and 5400 (at width 128, 60 000 paths were 14 % of a d = 100 run).
+        cost, 19 000 (11 % of a 228 s run at d = 100) and 5400.
         Checkpoints shrink for d alone ((D_PREDICT + width)/(d + width)): they are few, and
         fewer samples would bury the error curve in sampling noise. At any d at most
         2.5·10⁵/d paths are simulated at once: at d = 100, 2·10⁴ paths took 8.2 s in batches of
