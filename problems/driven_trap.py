@@ -34,15 +34,18 @@ class DrivenTrap(PacketProblem):
         if self.omega <= 0 or self.Omega < 0:
             raise UserError(f"driven_trap needs omega > 0 and Omega >= 0, got {self.omega}, {self.Omega}")
 
-    def _centre(self, t):
-        return self.A * math.sin(self.Omega * t)
+    def _centre(self, t, xp):
+        """A sin(Ωt) for a number t or an array of x's namespace (DSM's times, shape (P, 1))."""
+        if isinstance(t, (int, float)):
+            return self.A * math.sin(self.Omega * t)
+        return self.A * xp.sin(self.Omega * t)
 
     def potential(self, x, t):
         xp = array_namespace(x)
-        return 0.5 * self.m * self.omega**2 * xp.sum((x - self._centre(t)) ** 2, axis=-1)
+        return 0.5 * self.m * self.omega**2 * xp.sum((x - self._centre(t, xp)) ** 2, axis=-1)
 
     def grad_potential(self, x, t):
-        return (self.m * self.omega**2) * (x - self._centre(t))
+        return (self.m * self.omega**2) * (x - self._centre(t, array_namespace(x)))
 
     def exact_moments(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of every coordinate at ``times``."""

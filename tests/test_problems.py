@@ -41,6 +41,15 @@ def test_gradient_matches_autograd_and_finite_differences(problem):
 
 
 @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: f"{p.name}-d{p.d}")
+def test_gradient_takes_a_time_per_point(problem):
+    """∇V(x, t) with t a (P, 1) tensor, one time per point, as DSM's residuals call it."""
+    x = torch.randn(5, problem.d, dtype=torch.float64)
+    t = torch.linspace(0.1, 0.9, 5, dtype=torch.float64).view(5, 1)
+    rows = torch.cat([problem.grad_potential(x[i:i + 1], float(t[i])) for i in range(5)])
+    assert torch.allclose(problem.grad_potential(x, t), rows, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: f"{p.name}-d{p.d}")
 def test_initial_velocities_are_gradients_of_psi0(problem):
     """u0 = (ħ/2m)∇log|ψ0|², v0 = (ħ/m)∇arg ψ0, via autograd of log_psi0."""
     x = torch.randn(5, problem.d, dtype=torch.float64, requires_grad=True)
