@@ -16,6 +16,7 @@ from dsm_epochs import eager_and_compiled
 from harness.api import Context, SolverDiverged, UserError
 from harness.metrics import score
 from problems import Bosons, Oscillator
+from problems.driven_trap import DrivenTrap
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
@@ -37,6 +38,16 @@ def static_prediction(problem, times):
     k = len(times)
     return Prediction(times, np.repeat(ex.mean, k, 0), np.repeat(ex.var, k, 0),
                       np.repeat(ex.marginals, k, 0), ex.edges)
+
+
+def test_smoke_follows_a_driven_trap():
+    """A time-dependent potential (∇V at one time per loss point): the smoke preset tracks the
+    driven centre (mean RMSE 0.010, var_rel_l2 0.11 when written; static: 0.098, 0.32)."""
+    problem = DrivenTrap(d=1)
+    times = np.linspace(0.0, problem.T, 101)[1:]
+    ours = score(DSMSolver().solve(problem, times, settings("smoke"), Context(seed=0)),
+                 problem.exact(times))
+    assert ours["mean_rmse"] <= 0.03 and ours["var_rel_l2"] <= 0.2
 
 
 def tiny_net(d, depth=1, activation="tanh", width=12, seed=0):
