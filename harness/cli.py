@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from harness.api import UserError
+from harness.record import STATUSES
 from harness.registry import discover
 from harness.runner import DEFAULT_TIMES, resolve_device
 from harness.settings import parse_pairs
@@ -212,10 +213,14 @@ def _print_rows(name, prob, rows, store) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the grid and what is already stored.")
 @click.option("--store", "store_path", default=None, metavar="PATH")
 @click.option("--force", is_flag=True, help="Recompute runs already in the store.")
+@click.option("--redo", multiple=True, metavar="STATUS",
+              type=click.Choice([s for s in STATUSES if s not in ("ok", "unscored")]),
+              help="Recompute the stored runs that ended with this status (repeatable), e.g. "
+                   "`failed` after a fix.")
 @plugin_option
 def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n_times, executor,
               scheduler, workers, timeout, checkpoint_every, ladder, dry_run, store_path, force,
-              plugins) -> None:
+              redo, plugins) -> None:
     """Run the grid problem × d × solver × seed, each run isolated; resume what is stored."""
     from harness import sweep
 
@@ -233,7 +238,7 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                           n_times=n_times, plugins=tuple(plugins),
                           checkpoint_every=checkpoint_every, ladder=ladder)
     store = Store(store_path)
-    todo = sweep.pending(requests, store, force)
+    todo = sweep.pending(requests, store, force, redo)
     if not dry_run:
         store.ensure_writable()
     if dry_run:
@@ -260,7 +265,7 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                 console.print(f"{req.problem} d={req.d} {req.solver} seed={req.seed}: {status}")
 
         sweep.execute(todo, store, executor=executor, workers=workers, scheduler=scheduler,
-                      timeout=timeout, force=force, on_done=done, on_note=_note)
+                      timeout=timeout, force=force, redo=redo, on_done=done, on_note=_note)
     console.print(f"stored in {store.path}")
 
 

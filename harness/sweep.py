@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -124,25 +124,29 @@ def share(workers: int) -> int:
     return max(1, (cores or 1) // workers)
 
 
-def pending(requests: list[Request], store: Store, force: bool) -> list[Request]:
+def pending(requests: list[Request], store: Store, force: bool,
+            redo: Collection[str] = ()) -> list[Request]:
     """The requests with no finished run in the store (all of them with ``force``); an
-    ``unscored`` run is pending too: it is scored, not recomputed, once a reference exists."""
+    ``unscored`` run is pending too: it is scored, not recomputed, once a reference exists; a
+    run stored with a status in ``redo`` (say ``failed``, after a fix) is pending again."""
     if force:
         return list(requests)
     table = store.table()
-    done = set(table.loc[table["status"] != "unscored", "run_key"])
+    done = set(table.loc[~table["status"].isin(("unscored", *redo)), "run_key"])
     return [r for r in requests if r.job().key not in done]
 
 
 def execute(requests: list[Request], store: Store, *, executor: str = "local", workers: int = 1,
             scheduler: str | None = None, timeout: float | None = None, force: bool = False,
+            redo: Collection[str] = (),
             on_done: Callable[[Request, str], None] = lambda req, status: None,
             on_progress: Callable[[Request], Callable[..., None] | None] = lambda req: None,
             on_note: Callable[[str], None] = lambda text: None) -> None:
     """Run ``requests`` (already filtered by ``pending``) and store each result as it lands.
 
     ``on_done(request, status)`` follows every stored run (status ``claimed`` for a run another
-    process is computing); ``on_note`` receives one-line notices (a reference that failed)."""
+    process is computing); ``on_note`` receives one-line notices (a reference that failed).
+    ``redo``: stored statuses that are run again (as in ``pending``)."""
     if executor not in ("local", "dask"):
         raise UserError(f"unknown executor {executor!r}; use local or dask")
     client = _dask_client(scheduler, workers) if executor == "dask" else None
@@ -150,6 +154,8 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
         tasks = []
         for req, ref in _with_references(requests, store, on_note):
             stored = None if force else store.get(req.job().key)
+            if stored is not None and stored["status"] in redo:
+                stored = None
             if stored is not None and stored["status"] == "unscored":  # score it, do not rerun
                 if isinstance(ref, Reference) and _rescore(store, stored, ref):
                     on_done(req, "ok")
@@ -158,7 +164,7 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
                     on_done(req, "unscored")
                     continue
             tasks.append((req, ref))
-        dispatch = Dispatch(store, force, timeout)
+        dispatch = Dispatch(store, force, timeout, frozenset(redo))
         runs = dispatch.local(tasks, workers, on_progress) if client is None else \
             dispatch.dask(tasks, client, None if scheduler else share(workers))
         for req, result in runs:
@@ -212,6 +218,7 @@ class Dispatch:
     store: Store
     force: bool
     timeout: float | None
+    redo: frozenset[str] = frozenset()  #: stored statuses that do not count as finished
 
     def claim(self, req: Request) -> FileLock | None:
         self.store.claims_dir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +229,7 @@ class Dispatch:
         except Timeout:
             return None
         stored = None if self.force else self.store.get(key)
-        if stored is not None and stored["status"] != "unscored":  # finished meanwhile
+        if stored is not None and stored["status"] not in ("unscored", *self.redo):  # finished meanwhile
             lock.release()
             return None
         return lock

@@ -59,6 +59,23 @@ def test_rerun_is_served_from_the_store_and_reports_are_byte_identical(tmp_path)
     assert (tmp_path / "a" / "plots").is_dir() and (tmp_path / "a" / "index.html").exists()
 
 
+def test_redo_recomputes_the_runs_of_a_status_and_only_those(tmp_path):
+    """After a fix, `--redo failed` reruns the failed rows; the ok ones stay as stored."""
+    store = str(tmp_path / "runs.parquet")
+    args = ("sweep", "--problem", "oscillator", "--solver", "raises", "static", "--preset",
+            "smoke", "--times", "5", "--plugin", PLUGIN, "--store", store)
+    harness(*args, cwd=tmp_path)
+    before = pd.read_parquet(store).set_index("solver")["created_at"]
+    assert "2 runs, 1 stored" in harness(*args, "--redo", "failed", "--dry-run", cwd=tmp_path).stdout
+    harness(*args, "--redo", "failed", cwd=tmp_path)
+    after = pd.read_parquet(store).set_index("solver")
+    assert len(after) == 2 and after.loc["raises", "status"] == "failed"
+    assert after.loc["raises", "created_at"] != before["raises"]
+    assert after.loc["static", "created_at"] == before["static"]
+    wrong = harness(*args, "--redo", "broken", cwd=tmp_path, check=False)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+
+
 def test_dask_local_cluster_runs_a_tiny_sweep(tmp_path):
     store = str(tmp_path / "runs.parquet")
     harness("sweep", "--problem", "oscillator", "--d", "1", "2", "--solver", "static",
