@@ -317,11 +317,19 @@ def test_quick_bosons_d2_beats_static(tmp_path):
 
 
 def test_time_dependent_potential_with_scalar_time():
-    """A potential that takes one float time per call (the driven trap) is evaluated per
-    distinct collocation time; the residual stays correct."""
+    """A potential that takes one float time per call (a plugin's driven trap written with
+    math.sin) is evaluated per distinct collocation time; the residual stays correct."""
+    import math
+    from dataclasses import dataclass
+
     from problems.driven_trap import DrivenTrap
 
-    problem = DrivenTrap()
+    @dataclass(frozen=True)
+    class ScalarTimeTrap(DrivenTrap):
+        def _centre(self, t, xp):
+            return self.A * math.sin(self.Omega * t)
+
+    problem = ScalarTimeTrap()
     s = Settings(**dict(TINY, epochs=3))
     tr = Trainer(problem, s, Context())
     assert not tr.ansatz.vector_time and tr.sampler.discrete_time
@@ -331,6 +339,7 @@ def test_time_dependent_potential_with_scalar_time():
     want = torch.stack([problem.potential(x[i:i + 1], float(t[i]))[0] for i in range(50)])
     torch.testing.assert_close(V, want)
     assert Trainer(Bosons(d=2), s, Context()).ansatz.vector_time
+    assert Trainer(DrivenTrap(), s, Context()).ansatz.vector_time
 
 
 def test_found_by_the_registry():
