@@ -125,7 +125,8 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
         for name, reason in reg.unavailable.items():
             console.print(f"[yellow]solver {name} unavailable[/]: {reason}")
     store = Store(store_path)
-    todo = sweep.pending(requests, store, force)
+    redo = sweep.EVERY if force else ()
+    todo = sweep.pending(requests, store, redo)
     store.ensure_writable()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%  {task.fields[info]}"), TimeElapsedColumn(),
@@ -139,7 +140,7 @@ def run_cmd(problem, d, params, solver_names, preset, sets, seed, device, n_time
                 bar.update(task, completed=fraction, info=text)
             return update
 
-        sweep.execute(todo, store, timeout=timeout, force=force, on_progress=on_progress,
+        sweep.execute(todo, store, timeout=timeout, redo=redo, on_progress=on_progress,
                       on_done=_claimed, on_note=_note)
     fresh = {r.job().key for r in todo}
     rows = [dict(store.get(r.job().key) or {}, served_from_store=r.job().key not in fresh)
@@ -238,7 +239,8 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                           n_times=n_times, plugins=tuple(plugins),
                           checkpoint_every=checkpoint_every, ladder=ladder)
     store = Store(store_path)
-    todo = sweep.pending(requests, store, force, redo)
+    redo = sweep.EVERY if force else redo
+    todo = sweep.pending(requests, store, redo)
     if not dry_run:
         store.ensure_writable()
     if dry_run:
@@ -265,7 +267,7 @@ def sweep_cmd(problems, ds, params, solver_names, seeds, preset, sets, device, n
                 console.print(f"{req.problem} d={req.d} {req.solver} seed={req.seed}: {status}")
 
         sweep.execute(todo, store, executor=executor, workers=workers, scheduler=scheduler,
-                      timeout=timeout, force=force, redo=redo, on_done=done, on_note=_note)
+                      timeout=timeout, redo=redo, on_done=done, on_note=_note)
     console.print(f"stored in {store.path}")
 
 

@@ -25,7 +25,7 @@ from harness.api import UserError
 from harness.isolate import Children, run_isolated
 from harness.reference import Reference, ReferenceFailed
 from harness.registry import discover
-from harness.record import Record
+from harness.record import STATUSES, Record
 from harness.runner import Job, plan, reference_for, rescore
 from harness.store import Store
 
@@ -124,20 +124,27 @@ def share(workers: int) -> int:
     return max(1, (cores or 1) // workers)
 
 
-def pending(requests: list[Request], store: Store, force: bool,
-            redo: Collection[str] = ()) -> list[Request]:
-    """The requests with no finished run in the store (all of them with ``force``); an
-    ``unscored`` run is pending too: it is scored, not recomputed, once a reference exists; a
-    run stored with a status in ``redo`` (say ``failed``, after a fix) is pending again."""
-    if force:
-        return list(requests)
+#: ``redo`` for ``--force``: every stored run is computed again
+EVERY = frozenset(STATUSES)
+
+
+def stored_row(store: Store, key: str, redo: Collection[str]) -> dict | None:
+    """The stored row of ``key``, or None where there is none or its status is to be redone."""
+    row = store.get(key)
+    return None if row is None or row["status"] in redo else row
+
+
+def pending(requests: list[Request], store: Store, redo: Collection[str] = ()) -> list[Request]:
+    """The requests with no finished run in the store; an ``unscored`` run is pending too: it is
+    scored, not recomputed, once a reference exists; a run stored with a status in ``redo``
+    (say ``failed``, after a fix; ``EVERY`` for all) is pending again."""
     table = store.table()
     done = set(table.loc[~table["status"].isin(("unscored", *redo)), "run_key"])
     return [r for r in requests if r.job().key not in done]
 
 
 def execute(requests: list[Request], store: Store, *, executor: str = "local", workers: int = 1,
-            scheduler: str | None = None, timeout: float | None = None, force: bool = False,
+            scheduler: str | None = None, timeout: float | None = None,
             redo: Collection[str] = (),
             on_done: Callable[[Request, str], None] = lambda req, status: None,
             on_progress: Callable[[Request], Callable[..., None] | None] = lambda req: None,
@@ -153,9 +160,7 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
     try:
         tasks = []
         for req, ref in _with_references(requests, store, on_note):
-            stored = None if force else store.get(req.job().key)
-            if stored is not None and stored["status"] in redo:
-                stored = None
+            stored = stored_row(store, req.job().key, redo)
             if stored is not None and stored["status"] == "unscored":  # score it, do not rerun
                 if isinstance(ref, Reference) and _rescore(store, stored, ref):
                     on_done(req, "ok")
@@ -164,7 +169,7 @@ def execute(requests: list[Request], store: Store, *, executor: str = "local", w
                     on_done(req, "unscored")
                     continue
             tasks.append((req, ref))
-        dispatch = Dispatch(store, force, timeout, frozenset(redo))
+        dispatch = Dispatch(store, timeout, frozenset(redo))
         runs = dispatch.local(tasks, workers, on_progress) if client is None else \
             dispatch.dask(tasks, client, None if scheduler else share(workers))
         for req, result in runs:
@@ -216,7 +221,6 @@ class Dispatch:
     result) as runs finish, or (request, None) for a run another process holds or has stored."""
 
     store: Store
-    force: bool
     timeout: float | None
     redo: frozenset[str] = frozenset()  #: stored statuses that do not count as finished
 
@@ -228,8 +232,8 @@ class Dispatch:
             lock.acquire(timeout=0)
         except Timeout:
             return None
-        stored = None if self.force else self.store.get(key)
-        if stored is not None and stored["status"] not in ("unscored", *self.redo):  # finished meanwhile
+        stored = stored_row(self.store, key, self.redo)
+        if stored is not None and stored["status"] != "unscored":  # finished meanwhile
             lock.release()
             return None
         return lock
