@@ -101,8 +101,12 @@ LADDER_CHECKPOINT_S = 20.0
 
 
 def _rungs(req: Request, job: Job) -> list[Request]:
-    """The requests of ``req``'s work–precision ladder (itself, checkpointed, without one)."""
-    rungs = job.solver().ladder(job.problem, job.settings)
+    """The requests of ``req``'s work–precision ladder (itself, checkpointed, without one); a
+    solver that refuses the problem runs once, to store its one ``unsupported`` row."""
+    solver = job.solver()
+    if not solver.supports(job.problem, job.settings)[0]:
+        return [req]
+    rungs = solver.ladder(job.problem, job.settings)
     if not rungs:
         return [dataclasses.replace(req, checkpoint_every=req.checkpoint_every or LADDER_CHECKPOINT_S)]
     out = []

@@ -161,6 +161,18 @@ def test_a_ladder_sweep_draws_a_work_precision_line_per_solver(tmp_path):
     assert errors[0] > 3 * errors[-1]
 
 
+def test_a_solver_that_refuses_the_problem_runs_once_not_once_per_rung():
+    """t-VMC has a ladder, but refuses a time-dependent potential: one request (its one
+    ``unsupported`` row) per seed, not one per rung."""
+    from harness.sweep import grid
+
+    requests = grid(["driven_trap", "oscillator"], [1], ["tvmc"], [0, 1], params={},
+                    preset="quick", sets={}, device="cpu", n_times=20, ladder=True)
+    driven = [r for r in requests if r.problem == "driven_trap"]
+    assert [(r.seed, r.sets, r.ladder_rung) for r in driven] == [(0, (), False), (1, (), False)]
+    assert len(requests) - len(driven) == 2 * 4  # the oscillator's full ladder, each seed
+
+
 def test_a_deterministic_solver_runs_once_whatever_the_seeds():
     """crank_nicolson's numbers do not depend on the seed: three seeds ask one run of it (the
     first seed's), and three of each sampling solver."""
