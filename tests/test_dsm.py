@@ -50,8 +50,14 @@ def test_smoke_follows_a_driven_trap():
     assert ours["mean_rmse"] <= 0.03 and ours["var_rel_l2"] <= 0.2
 
 
-def tiny_net(d, depth=1, activation="tanh", width=12, seed=0):
-    return PairMLP(d, width, depth, activation, torch.Generator().manual_seed(seed), torch.float64)
+def tiny_net(d, depth=1, activation="tanh", width=12, seed=0, time_readout=False):
+    """A float64 net; with ``time_readout``, its readout's time slope set at random (not 0)."""
+    net = PairMLP(d, width, depth, activation, torch.Generator().manual_seed(seed), torch.float64,
+                  time_readout=time_readout)
+    if time_readout:
+        with torch.no_grad():
+            net.readout_t.normal_(generator=torch.Generator().manual_seed(seed + 1))
+    return net
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,11 +65,12 @@ def tiny_net(d, depth=1, activation="tanh", width=12, seed=0):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("d,depth,activation", [(1, 1, "tanh"), (3, 1, "tanh"), (2, 2, "sin"),
-                                                (4, 2, "tanh")])
-def test_jet_matches_torch_func(d, depth, activation):
+@pytest.mark.parametrize("d,depth,activation,time_readout", [
+    (1, 1, "tanh", False), (3, 1, "tanh", False), (2, 2, "sin", False), (4, 2, "tanh", False),
+    (3, 2, "tanh", True)])
+def test_jet_matches_torch_func(d, depth, activation, time_readout):
     """The fused derivative sweep agrees with nested torch.func jvp/jacfwd to rounding."""
-    net = tiny_net(d, depth, activation)
+    net = tiny_net(d, depth, activation, time_readout=time_readout)
     x = torch.randn(9, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     t = torch.rand(9, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     fast = net.jet(x, t)

@@ -18,8 +18,13 @@ from solvers.dsm.nets import PairMLP
 from solvers.dsm.train import epoch_step, training_points
 
 
-def net64(d, depth=1, activation="tanh"):
-    return PairMLP(d, 12, depth, activation, torch.Generator().manual_seed(0), torch.float64)
+def net64(d, depth=1, activation="tanh", time_readout=False):
+    net = PairMLP(d, 12, depth, activation, torch.Generator().manual_seed(0), torch.float64,
+                  time_readout=time_readout)
+    if time_readout:  # a readout slope away from its initial 0
+        with torch.no_grad():
+            net.readout_t.normal_(generator=torch.Generator().manual_seed(5))
+    return net
 
 
 def rademacher(shape, seed):
@@ -32,12 +37,13 @@ def points(P, d, seed=1):
             torch.rand(P, 1, dtype=torch.float64, generator=gen))
 
 
-@pytest.mark.parametrize("d,depth,activation", [(1, 1, "tanh"), (3, 1, "tanh"), (4, 2, "sin"),
-                                                (5, 2, "tanh")])
-def test_probe_jet_matches_torch_func(d, depth, activation):
+@pytest.mark.parametrize("d,depth,activation,time_readout", [
+    (1, 1, "tanh", False), (3, 1, "tanh", False), (4, 2, "sin", False), (5, 2, "tanh", False),
+    (4, 1, "tanh", True)])
+def test_probe_jet_matches_torch_func(d, depth, activation, time_readout):
     """probe_forward/probe_reverse give NN, ∂t NN, J_nᵀw and, for the given probes,
     (1/K) Σ_r ∇(z_rᵀ J z_r) exactly as torch.func computes them (nested jacfwd)."""
-    net = net64(d, depth, activation)
+    net = net64(d, depth, activation, time_readout)
     P, K = 7, 3
     x, t = points(P, d)
     z = rademacher((P, K, d), 2)

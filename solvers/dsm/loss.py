@@ -42,7 +42,11 @@ def func_derivatives(net: PairMLP, x: torch.Tensor, t: torch.Tensor):
         for k in range(net.depth):
             y = act(w[1 + 2 * k][n] @ h + b[1 + 2 * k][n, 0])
             h = h + act(w[2 + 2 * k][n] @ y + b[2 + 2 * k][n, 0])
-        return w[-1][n] @ act(h) + b[-1][n, 0]
+        g = act(h)
+        out = w[-1][n] @ g + b[-1][n, 0]
+        if net.readout_t is not None:
+            out = out + ts * (net.readout_t[n][:, :-1] @ g + net.readout_t[n][:, -1])
+        return out
 
     results = []
     for n in range(2):

@@ -28,6 +28,8 @@ own sweep. Rademacher rather than Gaussian probes: zᵀJz is then exact for a di
 velocities, e.g. the oscillator), its variance coming only from the off-diagonal entries.
 Every step is an ordinary differentiable torch operation, so the parameter gradient of a loss
 built from these quantities is plain reverse mode through them (no graph is kept beyond it).
+With ``time_readout`` the readout has a time slope, NN = (W + t W_t) g + b + t b_t: a per-point
+readout matrix, so the adjoints start from W + t W_t and ∂t NN gains W_t g + b_t.
 ``solvers.dsm.loss.func_derivatives`` computes the same quantities with ``torch.func``
 (nested ``jacfwd`` and ``jvp``); the tests check that the two agree.
 """
@@ -146,7 +148,7 @@ class PairMLP(nn.Module):
 
     def __init__(self, d: int, width: int, depth: int = 1, activation: str = "tanh",
                  generator: torch.Generator | None = None, dtype=torch.float32,
-                 onednn: bool | None = None):
+                 onednn: bool | None = None, time_readout: bool = False):
         super().__init__()
         #: route the products through oneDNN (fp32 on the CPU only; else torch.nn.functional.linear);
         #: None: where it pays, ``ONEDNN_DEFAULT``
@@ -162,6 +164,10 @@ class PairMLP(nn.Module):
             bound = 1 / math.sqrt(in_f)
             self.weights.append(nn.Parameter(_uniform((2, out_f, in_f), bound, generator).to(dtype)))
             self.biases.append(nn.Parameter(_uniform((2, 1, out_f), bound, generator).to(dtype)))
+        #: the readout's time slope: NN = (W + t W_t) g + b + t b_t, W_t and b_t starting at 0
+        #: (the paper's network); None without ``time_readout``
+        self.readout_t = (nn.Parameter(torch.zeros((2, d, width + 1), dtype=dtype))
+                          if time_readout else None)
 
     def _params(self, n: int):
         """Network n's weights (out, in) and biases (out,): views of the stacked parameters."""
@@ -180,7 +186,23 @@ class PairMLP(nn.Module):
         for k in range(1, 2 * self.depth + 1, 2):
             y = act(torch.baddbmm(b[k], h, w[k].transpose(1, 2)))
             h = h + act(torch.baddbmm(b[k + 1], y, w[k + 1].transpose(1, 2)))
-        return torch.baddbmm(b[-1], act(h), w[-1].transpose(1, 2))
+        g = act(h)
+        out = torch.baddbmm(b[-1], g, w[-1].transpose(1, 2))
+        if self.readout_t is None:
+            return out
+        wt = self.readout_t
+        return out + t * torch.baddbmm(wt[:, None, :, -1], g, wt[..., :-1].transpose(1, 2))
+
+    def _readout(self, n: int, g: torch.Tensor, t: torch.Tensor):
+        """Network n's output at the last hidden state g (P, W) and times t (P, 1), and the
+        explicit ∂t of the readout (W_t g + b_t; None without ``time_readout``)."""
+        w, b = self._params(n)
+        out = torch.addmm(b[-1], g, w[-1].t())
+        if self.readout_t is None:
+            return out, None
+        wt = self.readout_t[n]
+        slope = torch.addmm(wt[:, -1], g, wt[:, :-1].t())
+        return out + t * slope, slope
 
     def _forward1(self, n: int, z: torch.Tensor) -> torch.Tensor:
         """Network n's raw output at z = (x, t), its products through oneDNN."""
@@ -194,7 +216,7 @@ class PairMLP(nn.Module):
         h = act(torch.addmm(b[0], z, w[0].t()))  # d + 1 inputs: too thin for oneDNN to pay
         for k in range(self.depth):
             h = h + layer(layer(h, 1 + 2 * k), 2 + 2 * k)
-        return torch.addmm(b[-1], act(h), w[-1].t())
+        return self._readout(n, act(h), z[:, -1:])[0]
 
     # ------------------------------------------------------------------------------------------
     def jet(self, x: torch.Tensor, t: torch.Tensor):
@@ -210,8 +232,8 @@ class PairMLP(nn.Module):
         """Network n's forward pass at z = (x, t) (P, d + 1) with tangents pushed along: ``T0``
         (…, R, H), R tangents of the input pre-activation a0 (one set for every point, or one
         per point). Returns ``out`` (P, d) and, per site s (a0, each block's two
-        pre-activations, the residual stream h), its tangents T_s (P, R, H), σ'(a_s), σ''(a_s).
-        Tangents are laid out (P, direction, H), so that compiled kernels loop over points."""
+        pre-activations, the residual stream h), its tangents T_s (P, R, H), σ'(a_s), σ''(a_s),
+        and the readout's explicit ∂t (``_readout``). Tangents are laid out (P, direction, H), so that compiled kernels loop over points."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
 
@@ -232,7 +254,8 @@ class PairMLP(nn.Module):
             sites += [(T1, s1a, s2a), (T2, s1b, s2b)]
         g, s1g, s2g = act(h)
         sites.append((T, s1g, s2g))
-        return torch.addmm(b[-1], g, w[-1].t()), sites
+        out, slope = self._readout(n, g, z[:, -1:])
+        return out, sites, slope
 
     def _jet1(self, n: int, z: torch.Tensor):
         """``jet`` of network n at z = (x, t) (P, d + 1): the d x directions pushed forward,
@@ -242,11 +265,13 @@ class PairMLP(nn.Module):
         w, _ = self._params(n)
         d = self.d
         # the tangents of a0 are the columns of W0, the same at every point: (d, H), row-major
-        out, sites = self._push(n, z, w[0][:, :d].t().contiguous())
-        adjoints = self._sweep(n, sites, None, None)
+        out, sites, slope = self._push(n, z, w[0][:, :d].t().contiguous())
+        adjoints = self._sweep(n, sites, None, None, z[:, -1:])
         # ∂NN_i/∂z = λ_{a0,i} σ'(a0) W0: (P, i, d + 1), its last column ∂t
         dz = torch.matmul(sites[0][1].unsqueeze(1) * adjoints[0], w[0])
         jac, out_t = dz[..., :d], dz[..., d]
+        if slope is not None:
+            out_t = out_t + slope
         grad_div = 0
         for (T, _, s2), lam in zip(sites, adjoints):
             mu = (lam * T).sum(1)  # Σ_i λ_{s,i} T_{s,i}: (P, H)
@@ -269,10 +294,13 @@ class PairMLP(nn.Module):
         # tangents of a0: direction t (row 0, W0's last column) and the probes (rows 1..K)
         T0 = torch.cat([w[0][:, d].expand(z.shape[0], 1, -1),
                         torch.matmul(probes, w[0][:, :d].t())], dim=1)  # (P, 1 + K, H)
-        out, sites = self._push(n, z, T0)
+        out, sites, slope = self._push(n, z, T0)
         T, s1g, _ = sites[-1]
+        t = z[:, -1:]
         out_t = linear(s1g * T[:, 0], w[-1], None, self.onednn)
-        return out, out_t, (n, [(T[:, 1:], s1, s2) for T, s1, s2 in sites])
+        if slope is not None:
+            out_t = out_t + t * linear(s1g * T[:, 0], self.readout_t[n][:, :-1]) + slope
+        return out, out_t, (n, t, [(T[:, 1:], s1, s2) for T, s1, s2 in sites])
 
     def probe_reverse(self, state, probes: torch.Tensor, cotangents, div_weights) -> list:
         """Second half of the O(d) jet: for each network n and cotangent c (``cotangents``
@@ -286,22 +314,30 @@ class PairMLP(nn.Module):
         c_s = σ''(a_s) ⊙ μ_s from every site to x is one more reverse sweep, merged into the
         cotangents' own: 2K + 2C rows of width × width products per network in all."""
         outs = []
-        for n, sites in state:
-            lam = self._sweep(n, sites, probes.to(cotangents[n].dtype), None)
+        for n, t, sites in state:
+            lam = self._sweep(n, sites, probes.to(cotangents[n].dtype), None, t)
             inject = [s2 * (lam_s * Tz).mean(1) for (Tz, _, s2), lam_s in zip(sites, lam)]
             outs.append(self._sweep(n, sites, cotangents[n],
                                     [torch.stack([wc * c for wc in div_weights[n]], 1)
-                                     for c in inject]))
+                                     for c in inject], t))
         return outs
 
-    def _sweep(self, n, sites, cot, inject):
-        """Reverse sweep of network n for output cotangents ``cot`` (P, C, d); None: one per
-        output component (the identity, C = d). Without ``inject``: the adjoints of every site's
+    def _sweep(self, n, sites, cot, inject, t):
+        """Reverse sweep of network n at times t (P, 1) for output cotangents ``cot`` (P, C, d);
+        None: one per output component (the identity, C = d). Without ``inject``: the adjoints of every site's
         output (in the order of ``sites``); with it (one (P, C, H) term per site, added to the
         adjoint of its pre-activation): the pull-back to x (P, C, d)."""
         w, _ = self._params(n)
         onednn = self.onednn
-        adj = w[-1] if cot is None else torch.matmul(cot, w[-1])  # adjoint of g = σ(h)
+        # adjoint of g = σ(h): the readout's rows, (d, H) (per point (P, d, H) with a time
+        # slope), or the cotangents pulled through it
+        slope = None if self.readout_t is None else self.readout_t[n][:, :-1]
+        if cot is None:
+            adj = w[-1] if slope is None else w[-1] + t.unsqueeze(-1) * slope
+        else:
+            adj = torch.matmul(cot, w[-1])
+            if slope is not None:
+                adj = adj + t.unsqueeze(-1) * torch.matmul(cot, slope)
         outputs = [adj]
 
         def pre(i, a):  # adjoint of site i's pre-activation from that of its output

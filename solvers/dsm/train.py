@@ -208,7 +208,8 @@ def train(problem, times, settings, ctx):
     dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
     torch.manual_seed(ctx.seed)
     init_gen = torch.Generator().manual_seed(ctx.seed)
-    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype)
+    net = PairMLP(problem.d, settings.width, settings.depth, settings.activation, init_gen, dtype,
+                  time_readout=settings.time_readout)
     net.to(device)
     # the weights that predict: an average over the last epochs' iterates, or the iterate itself
     avg = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(settings.ema)) if settings.ema else None

@@ -27,7 +27,8 @@ def epoch(problem, s: Settings, workers: bool = False) -> Callable[[], float]:
     loss workers (as a run does); else one chunk after another on torch's threads (the
     side-by-side comparison with the official code's epoch)."""
     reuse_freed_memory()  # as the solver does on the CPU
-    net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0))
+    net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0),
+                  time_readout=s.time_readout)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     rng = np.random.default_rng(0)
