@@ -472,19 +472,21 @@ def test_quick_oscillator_with_momentum():
 
 
 @pytest.mark.slow
-def test_quick_oscillator_at_d100():
-    """The O(d) path (probes) at d = 100 reaches issue 19's targets: density_l1 and var_rel_l2
-    ≤ 0.05 (static: 0.142). The quick preset (width 256 past d = 8) for a fixed 400 epochs
-    instead of its 200 s, so that the check does not depend on the machine's speed: `harness
-    run --problem oscillator --param p0=0.5 --d 100 --solver dsm` trained 343 epochs in its
-    200 s on 2 cores of an AMD EPYC (var_rel_l2 0.049, seed 0)."""
-    problem = Oscillator(d=100, p0=0.5)
+@pytest.mark.parametrize("d,target", [(32, 0.03), (100, 0.05)])
+def test_quick_oscillator_at_large_d(d, target):
+    """The O(d) path (probes) reaches issue 19's targets: var_rel_l2 ≤ 0.03 at d = 32, and
+    density_l1 and var_rel_l2 ≤ 0.05 at d = 100 (static: 0.142). The quick preset (width 256
+    past d = 8) for a fixed 400 epochs instead of its 200 s, so that the check does not depend
+    on the machine's speed (d = 32: 0.0085 at 400 epochs on one core; without the time-sloped
+    readout 0.031). `harness run --problem oscillator --param p0=0.5 --d 100 --solver dsm`:
+    var_rel_l2 0.032 in its 200 s on 2 cores of an AMD EPYC (seed 0)."""
+    problem = Oscillator(d=d, p0=0.5)
     s = settings("quick", time_limit=None, epochs=400)
     pred = DSMSolver().solve(problem, TIMES, s, Context(seed=0))
     ref = problem.exact(TIMES)
     ours = score(pred, ref)
     assert ours["density_l1"] <= 0.05
-    assert ours["var_rel_l2"] <= 0.05 < score(static_prediction(problem, TIMES), ref)["var_rel_l2"]
+    assert ours["var_rel_l2"] <= target < score(static_prediction(problem, TIMES), ref)["var_rel_l2"]
     assert pred.diagnostics["probes"] > 0
 
 
