@@ -233,7 +233,8 @@ class PairMLP(nn.Module):
         (…, R, H), R tangents of the input pre-activation a0 (one set for every point, or one
         per point). Returns ``out`` (P, d) and, per site s (a0, each block's two
         pre-activations, the residual stream h), its tangents T_s (P, R, H), σ'(a_s), σ''(a_s),
-        and the readout's explicit ∂t (``_readout``). Tangents are laid out (P, direction, H), so that compiled kernels loop over points."""
+        and the readout's explicit ∂t (``_readout``). Tangents are laid out (P, direction, H),
+        so that compiled kernels loop over points."""
         act = ACTIVATIONS[self.activation]
         w, b = self._params(n)
 
@@ -324,8 +325,8 @@ class PairMLP(nn.Module):
 
     def _sweep(self, n, sites, cot, inject, t):
         """Reverse sweep of network n at times t (P, 1) for output cotangents ``cot`` (P, C, d);
-        None: one per output component (the identity, C = d). Without ``inject``: the adjoints of every site's
-        output (in the order of ``sites``); with it (one (P, C, H) term per site, added to the
+        None: one per output component (the identity, C = d). Without ``inject``: the adjoints
+        of every site's output (in the order of ``sites``); with it (one (P, C, H) term per site, added to the
         adjoint of its pre-activation): the pull-back to x (P, C, d)."""
         w, _ = self._params(n)
         onednn = self.onednn
