@@ -298,9 +298,10 @@ class PairMLP(nn.Module):
         out, sites, slope = self._push(n, z, T0)
         T, s1g, _ = sites[-1]
         t = z[:, -1:]
-        out_t = linear(s1g * T[:, 0], w[-1], None, self.onednn)
+        g_t = s1g * T[:, 0]  # ∂t of the last hidden state
+        out_t = linear(g_t, w[-1], None, self.onednn)
         if slope is not None:
-            out_t = out_t + t * linear(s1g * T[:, 0], self.readout_t[n][:, :-1]) + slope
+            out_t = out_t + t * linear(g_t, self.readout_t[n][:, :-1], None, self.onednn) + slope
         return out, out_t, (n, t, [(T[:, 1:], s1, s2) for T, s1, s2 in sites])
 
     def probe_reverse(self, state, probes: torch.Tensor, cotangents, div_weights) -> list:
@@ -326,8 +327,8 @@ class PairMLP(nn.Module):
     def _sweep(self, n, sites, cot, inject, t):
         """Reverse sweep of network n at times t (P, 1) for output cotangents ``cot`` (P, C, d);
         None: one per output component (the identity, C = d). Without ``inject``: the adjoints
-        of every site's output (in the order of ``sites``); with it (one (P, C, H) term per site, added to the
-        adjoint of its pre-activation): the pull-back to x (P, C, d)."""
+        of every site's output (in the order of ``sites``); with it (one (P, C, H) term per
+        site, added to the adjoint of its pre-activation): the pull-back to x (P, C, d)."""
         w, _ = self._params(n)
         onednn = self.onednn
         # adjoint of g = σ(h): the readout's rows, (d, H) (per point (P, d, H) with a time
