@@ -21,7 +21,7 @@ from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.loss import func_derivatives, residuals, time_weights
 from solvers.dsm.nets import PairMLP
 from solvers.dsm.sampling import predict, sample_paths
-from solvers.dsm.train import training_points
+from solvers.dsm.train import param_groups, training_points
 
 TIMES = np.linspace(0.0, 1.0, 101)[1:]
 
@@ -208,6 +208,25 @@ def test_training_points_times_and_count():
     # the off-grid times are t_k + s with s ~ U(0, ε), not snapped to the grid
     frac = (T[10:] * 50) % 1
     assert frac.std() > 0.1
+
+
+def test_the_time_slope_steps_at_the_rate_over_T():
+    """Adam's first step moves each parameter by its group's rate: the readout's by lr, its
+    time slope's by lr/T, so that both move NN(x, T) alike (at lr the slope moved it T times
+    more: the double well, T = 5, lost accuracy)."""
+    net = PairMLP(2, 8, generator=torch.Generator().manual_seed(0), time_readout=True)
+    groups = param_groups(net, 5.0)
+    assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
+    before_w, before_t = net.weights[-1].detach().clone(), net.readout_t.detach().clone()
+    opt = torch.optim.Adam(groups, lr=1e-2)
+    for g in opt.param_groups:
+        g["lr"] = g["scale"] * 1e-2
+    x, t = torch.randn(16, 2), torch.rand(16, 1) * 5
+    net(x, t).sum().backward()
+    opt.step()
+    np.testing.assert_allclose((net.weights[-1] - before_w).abs().detach(), 1e-2, rtol=1e-3)
+    np.testing.assert_allclose((net.readout_t - before_t).abs().detach(), 2e-3, rtol=1e-3)
+    assert len(param_groups(PairMLP(2, 8), 5.0)) == 1  # no slope, one group
 
 
 def test_time_weights_vanish_from_T_on():

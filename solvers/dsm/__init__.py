@@ -38,7 +38,7 @@ class Settings:
     activation: str = "tanh"  #: σ: "tanh" (paper) or "sin"
     time_readout: bool = False  #: give the readout a time slope, NN = (W + t W_t) g + b + t b_t
     #: (W_t, b_t start at 0): the velocities' slope in x can then change with t without the
-    #: hidden layers' curvature (the paper's network: False)
+    #: hidden layers' curvature; W_t, b_t step at the rate over T (the paper's network: False)
     lr: float = 1e-5  #: Adam learning rate (initial)
     lr_final: float | None = None  #: if set, exponential decay to this rate at the last epoch
     lr_probes: float | None = None  #: if set, the initial rate where ∇(div ·) is estimated by
@@ -172,8 +172,9 @@ class DSMSolver(Solver):
         # d = 4 (200 s on one core, the other busy) 0.0040 against 0.021; oscillator d = 32 (400
         # epochs) 0.0085 against 0.031; harmonic_bosons d = 100 (300 epochs) 0.118 against 0.140;
         # in the 200 s on 2 cores, oscillator d = 32 0.0090, d = 100 0.032, harmonic_bosons
-        # d = 100 0.112. It costs accuracy on anharmonic potentials (double_well 0.329 against
-        # 0.183, anharmonic d = 2 0.228 against 0.159, seed 0; DESIGN §5).
+        # d = 100 0.112. It costs some accuracy on anharmonic potentials even at its rate over T
+        # (double_well 0.239 against 0.183, anharmonic d = 2 0.183 against 0.159, seed 0;
+        # DESIGN §5).
         "quick": dict(N=100, M=25, batch=100, width=128, lr=1e-3, lr_probes=3e-3, width_probes=256,
                       epochs=100_000, time_limit=200.0, compile=True, n_predict=100_000, ema=0.98,
                       time_readout=True),

@@ -17,7 +17,7 @@ from problems import Bosons, Oscillator
 from solvers.dsm import DSMSolver, Settings
 from solvers.dsm.nets import PairMLP
 from solvers.dsm.train import (compiled, epoch_step, loss_function, loss_workers, path_step,
-                               path_threads, training_points)
+                               param_groups, path_threads, training_points)
 from solvers.training import reuse_freed_memory, threads
 
 
@@ -29,7 +29,7 @@ def epoch(problem, s: Settings, workers: bool = False) -> Callable[[], float]:
     reuse_freed_memory()  # as the solver does on the CPU
     net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0),
                   time_readout=s.time_readout)
-    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    opt = torch.optim.Adam(param_groups(net, problem.T), lr=s.lr)
     gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     rng = np.random.default_rng(0)
     loss_fn = loss_function(net, problem, s)
