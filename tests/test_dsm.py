@@ -215,18 +215,16 @@ def test_the_time_slope_steps_at_the_rate_over_T():
     time slope's by lr/T, so that both move NN(x, T) alike (at lr the slope moved it T times
     more: the double well, T = 5, lost accuracy)."""
     net = PairMLP(2, 8, generator=torch.Generator().manual_seed(0), time_readout=True)
-    groups = param_groups(net, 5.0)
+    groups = param_groups(net, 5.0, 1e-2)
     assert sum(len(g["params"]) for g in groups) == len(list(net.parameters()))
     before_w, before_t = net.weights[-1].detach().clone(), net.readout_t.detach().clone()
-    opt = torch.optim.Adam(groups, lr=1e-2)
-    for g in opt.param_groups:
-        g["lr"] = g["scale"] * 1e-2
+    opt = torch.optim.Adam(groups)
     x, t = torch.randn(16, 2), torch.rand(16, 1) * 5
     net(x, t).sum().backward()
     opt.step()
     np.testing.assert_allclose((net.weights[-1] - before_w).abs().detach(), 1e-2, rtol=1e-3)
     np.testing.assert_allclose((net.readout_t - before_t).abs().detach(), 2e-3, rtol=1e-3)
-    assert len(param_groups(PairMLP(2, 8), 5.0)) == 1  # no slope, one group
+    assert len(param_groups(PairMLP(2, 8), 5.0, 1e-2)) == 1  # no slope, one group
 
 
 def test_time_weights_vanish_from_T_on():

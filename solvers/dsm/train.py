@@ -200,13 +200,15 @@ def epoch_step(net, opt, problem, X, T, settings, gen, loss=None, workers=None):
     return total_u / denom, total_v / denom
 
 
-def param_groups(net, T: float) -> list[dict]:
-    """Adam's groups, each with its rate's ``scale``: the readout's time slope (W_t, b_t) at
-    rate/T, so that a step moves the output at T as much as a step of the readout itself
-    (at the full rate it moved T times more: double_well, T = 5, 0.33 against 0.24)."""
-    slope = [] if net.readout_t is None else [net.readout_t]
-    rest = [p for p in net.parameters() if all(p is not q for q in slope)]
-    return [dict(params=rest, scale=1.0)] + [dict(params=slope, scale=1.0 / T)] * bool(slope)
+def param_groups(net, T: float, lr: float) -> list[dict]:
+    """Adam's groups at rate ``lr`` times each group's ``scale``: the readout's time slope
+    (W_t, b_t) at lr/T, so that a step moves the output at T as much as a step of the readout
+    itself (at the full rate it moved T times more: double_well, T = 5, 0.33 against 0.24)."""
+    rest = [p for name, p in net.named_parameters() if name != "readout_t"]
+    groups = [dict(params=rest, scale=1.0, lr=lr)]
+    if net.readout_t is not None:
+        groups.append(dict(params=[net.readout_t], scale=1.0 / T, lr=lr / T))
+    return groups
 
 
 def train(problem, times, settings, ctx):
@@ -223,7 +225,7 @@ def train(problem, times, settings, ctx):
     # the weights that predict: an average over the last epochs' iterates, or the iterate itself
     avg = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(settings.ema)) if settings.ema else None
     model = avg.module if avg else net
-    opt = torch.optim.Adam(param_groups(net, problem.T), lr=settings.lr)
+    opt = torch.optim.Adam(param_groups(net, problem.T, settings.lr))
     ratio = 1.0 if settings.lr_final is None else settings.lr_final / settings.lr
     gen = torch.Generator(device=device).manual_seed(ctx.seed + 1)
     cpu_gen = torch.Generator().manual_seed(ctx.seed + 2)

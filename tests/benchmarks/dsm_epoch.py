@@ -29,7 +29,7 @@ def epoch(problem, s: Settings, workers: bool = False) -> Callable[[], float]:
     reuse_freed_memory()  # as the solver does on the CPU
     net = PairMLP(problem.d, s.width, s.depth, s.activation, torch.Generator().manual_seed(0),
                   time_readout=s.time_readout)
-    opt = torch.optim.Adam(param_groups(net, problem.T), lr=s.lr)
+    opt = torch.optim.Adam(param_groups(net, problem.T, s.lr))
     gen, cpu_gen = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     rng = np.random.default_rng(0)
     loss_fn = loss_function(net, problem, s)
